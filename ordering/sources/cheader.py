@@ -69,11 +69,14 @@ class EnumLevel:
     value : int
         Its explicit or implied value.
     comment : str
-        The header comment that goes with it, markers stripped, lines joined by one space.
+        The comment on the enumerator's own line (and its continuation lines), markers
+        stripped, lines joined by one space.
     line : int
         1-based line of the enumerator in the header.
     explicit : bool
         Whether the value was written (``= N``) rather than implied.
+    leading : str
+        Comments on lines of their own just before the enumerator (not part of ``comment``).
     """
 
     name: str
@@ -81,6 +84,7 @@ class EnumLevel:
     comment: str
     line: int
     explicit: bool = False
+    leading: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class OrderClaim:
     target : str
         The words after "before"/"after", verbatim ("PCI devices", "the ITS").
     target_level : str or None
-        The enumerator the target names, when it names one ("the ITS" → MIG_PRI_GICV3_ITS).
+        The enumerator the target names, when it names one ("the ITS" → MIG_PRI_GICV3_ITS;
+        "PCI devices" → MIG_PRI_DEFAULT, the level ordinary devices load at).
     line : int
         Line of the enumerator.
     """
@@ -412,13 +417,13 @@ def parse_priority_enum(text: str, filename: str = HEADER) -> PriorityEnum:
         )
     levels = []
     for idx, (name_tok, value, _end) in enumerate(entries):
-        parts = leading.get(idx, []) + trailing.get(idx, [])
         levels.append(EnumLevel(
             name=name_tok.text,
             value=values[name_tok.text],
-            comment=" ".join(p for p in parts if p),
+            comment=" ".join(p for p in trailing.get(idx, []) if p),
             line=name_tok.line,
             explicit=value is not None,
+            leading=" ".join(p for p in leading.get(idx, []) if p),
         ))
     return PriorityEnum(levels=tuple(levels), file=filename, line=toks[i_enum].line)
 
@@ -450,6 +455,9 @@ def _target_level(target: str, names: tuple[str, ...]) -> str | None:
     key = re.sub(r"\W+", "_", words).strip("_").upper()
     if not key:
         return None
+    if key == "DEVICES" or key.endswith("_DEVICES"):
+        # ordinary devices load at DEFAULT ("before PCI devices" = before DEFAULT)
+        return "MIG_PRI_DEFAULT" if "MIG_PRI_DEFAULT" in names else None
     for name in names:
         if name == f"MIG_PRI_{key}":
             return name
@@ -479,12 +487,12 @@ def parse_claims(enum: PriorityEnum) -> tuple[OrderClaim, ...]:
     ... };''')
     >>> [(c.level, c.relation, c.target, c.target_level) for c in parse_claims(e)]
     ... # doctest: +NORMALIZE_WHITESPACE
-    [('MIG_PRI_GICV3_ITS', 'before', 'PCI devices', None),
+    [('MIG_PRI_GICV3_ITS', 'before', 'PCI devices', 'MIG_PRI_DEFAULT'),
      ('MIG_PRI_GICV3', 'before', 'the ITS', 'MIG_PRI_GICV3_ITS')]
     """
     claims: list[OrderClaim] = []
     for level in enum.levels:
-        m = _CLAIM.search(level.comment)
+        m = _CLAIM.search(level.comment) or _CLAIM.search(level.leading)
         if not m:
             continue
         relation: Literal["before", "after"] = (
