@@ -1,0 +1,164 @@
+"""When a rule is live in a VM, and on which concrete sections.
+
+A rule names two selectors (kinds or the computed selectors below) and a condition. The
+condition turns a VM's registered sections into rule *instances*: one ``then`` section and
+every ``first`` section that must load before it. No instance means the rule is not live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ordering.model.rule import Rule
+from ordering.model.section import Section
+from ordering.order import Registered
+from ordering.topology import PlacedDevice
+
+SELECTORS: dict[str, str] = {
+    "dma-pci": "the sections of PCI devices that DMA (devices.toml dma = true), bridges excluded",
+    "msi-pci": "the sections of PCI devices that use MSI/MSI-X (devices.toml msi = true), bridges excluded",
+    "virtio-mem-bitmap": "per virtio-mem device, the section that carries its plugged bitmap: "
+    "'virtio-mem-device-early' when sent, else 'virtio-mem'",
+}
+
+
+@dataclass(frozen=True)
+class RuleInstance:
+    """One live instance of a rule: ``then`` and every section that must load before it."""
+
+    rule: Rule
+    firsts: tuple[Section, ...]
+    then: Section
+    why: str
+
+
+class _View:
+    """Indexes of one VM's registered sections for the conditions."""
+
+    def __init__(self, reg: Registered) -> None:
+        self.reg = reg
+        self.sent = [s for s in reg.sections if s.sent]
+        self.devices = {d.qdev_id: d for d in reg.devices}
+        self.by_owner: dict[str, list[Section]] = {}
+        for s in self.sent:
+            self.by_owner.setdefault(s.owner, []).append(s)
+        self.arch = reg.release.machine(reg.vm.machine)[0].arch
+
+    def kind(self, kind: str) -> list[Section]:
+        return [s for s in self.sent if s.kind == kind]
+
+    def device_sections(self, pred: Callable[[PlacedDevice], bool]) -> list[Section]:
+        out: list[Section] = []
+        for dev in self.reg.devices:
+            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and pred(dev):
+                out.extend(s for s in self.by_owner.get(dev.qdev_id, []) if s.full and s.vmsd != "PCIBUS")
+        return out
+
+
+def _always(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    firsts = tuple(v.kind(rule.first))
+    if not firsts:
+        return
+    for then in v.kind(rule.then):
+        yield RuleInstance(rule, firsts, then, f"the VM has {rule.first} and {rule.then}")
+
+
+def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    viommus = v.kind("viommu")
+    if not viommus:
+        return
+    above: dict[str, list[str]] = {}
+    for dev in v.reg.devices:
+        if dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu"):
+            for bridge in dev.bridges:
+                above.setdefault(bridge, []).append(dev.qdev_id)
+    firsts = tuple(
+        s for s in v.kind("pci-bridge") if s.owner in above
+    )
+    if not firsts:
+        return
+    for then in viommus:
+        names = sorted({d for b in above for d in above[b]})
+        yield RuleInstance(
+            rule, firsts, then, f"DMA devices behind bridges are translated by {then.idstr}: " + ", ".join(names)
+        )
+
+
+def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    viommus = v.kind("viommu")
+    if not viommus:
+        return
+    for then in v.device_sections(lambda d: d.type.dma):
+        firsts = tuple(s for s in viommus if s.owner != then.owner)
+        if firsts:
+            yield RuleInstance(rule, firsts, then, f"{then.owner} does DMA through the vIOMMU")
+
+
+def _vfio_maps_through_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    viommus = v.kind("viommu")
+    vfio = v.kind("vfio")
+    if not viommus or not vfio:
+        return
+    firsts: list[Section] = []
+    for dev in v.reg.devices:
+        if dev.kind != "virtio-mem":
+            continue
+        own = v.by_owner.get(dev.qdev_id, [])
+        early = [s for s in own if s.vmsd == "virtio-mem-device-early"]
+        firsts.extend(early or [s for s in own if s.vmsd == "virtio-mem"])
+    if not firsts:
+        return
+    for then in viommus:
+        yield RuleInstance(
+            rule,
+            tuple(firsts),
+            then,
+            f"{len(vfio)} VFIO device(s) map through {then.idstr} and virtio-mem is present",
+        )
+
+
+def _vfio_msi_x86(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    if v.arch != "x86_64":
+        return
+    apics = tuple(v.kind("apic"))
+    if not apics:
+        return
+    for then in v.kind("vfio"):
+        if then.full:
+            yield RuleInstance(rule, apics, then, f"{then.idstr} sets up MSI/MSI-X vectors at config load")
+
+
+def _msi_through_its(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    if v.arch != "aarch64":
+        return
+    its = tuple(v.kind("its"))
+    if not its:
+        return
+    for then in v.device_sections(lambda d: d.type.msi):
+        yield RuleInstance(rule, its, then, f"{then.owner}'s MSIs are translated by the ITS")
+
+
+CONDITIONS: dict[str, Callable[[Rule, _View], Iterable[RuleInstance]]] = {
+    "always": _always,
+    "bridge-above-translated-device": _bridge_above_translated,
+    "translated-by-viommu": _translated_by_viommu,
+    "vfio-maps-through-viommu": _vfio_maps_through_viommu,
+    "vfio-msi-x86": _vfio_msi_x86,
+    "msi-through-its": _msi_through_its,
+}
+
+
+def rule_instances(rules: Iterable[Rule], reg: Registered) -> dict[str, list[RuleInstance]]:
+    """Every live instance of every rule in the VM ``reg`` registered (by rule id).
+
+    A rule with an ``arch`` is live only on machines of that architecture.
+    """
+    view = _View(reg)
+    out: dict[str, list[RuleInstance]] = {}
+    for rule in rules:
+        if rule.arch and rule.arch != view.arch:
+            out[rule.id] = []
+            continue
+        out[rule.id] = list(CONDITIONS[rule.condition](rule, view))
+    return out

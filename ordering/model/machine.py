@@ -1,0 +1,166 @@
+"""Machines and device types: what each registers, in the order QEMU registers it."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RegistrationTemplate:
+    """One SaveStateEntry a machine or device registers.
+
+    ``idstr`` is the bare VMSD name or contains ``{path}`` for the device's qdev path
+    (``{path}/vfio`` → ``0000:00:02.0/vfio``). Every registration takes the next section_id,
+    whether or not it is ever sent.
+    """
+
+    vmsd: str
+    idstr: str
+    sent: bool = True
+    iterable: bool = False
+    full: bool = True
+    instance: str = "auto"
+    """``auto`` (calculate_new_instance_id), ``cpu-index``, ``apic-id`` or a number."""
+    first_only: bool = False
+    when: str = ""
+    since: str = ""
+    until: str = ""
+    of: str = ""
+    source: str = ""
+
+
+def version_tuple(text: str) -> tuple[int, int]:
+    """``"7.2"`` → ``(7, 2)``; ``"11.1.3"`` → ``(11, 1)``.
+
+    >>> version_tuple("10.2.2")
+    (10, 2)
+    """
+    parts = text.split(".")
+    return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+
+
+_VERSIONED = re.compile(r"^(?P<prefix>.*-)(?P<ver>\d+\.\d+)$")
+
+
+def machine_type_version(machine_type: str) -> tuple[int, int] | None:
+    """The version of a versioned machine type (``pc-q35-7.2`` → ``(7, 2)``).
+
+    >>> machine_type_version("virt-10.0")
+    (10, 0)
+    >>> machine_type_version("q35") is None
+    True
+    """
+    m = _VERSIONED.match(machine_type)
+    return version_tuple(m.group("ver")) if m else None
+
+
+def condition_holds(
+    when: str,
+    *,
+    release: tuple[int, int],
+    machine_version: tuple[int, int] | None,
+    options: dict[str, str],
+) -> bool:
+    """Evaluate a registration condition.
+
+    Conditions are ``""`` (always), ``machine>7.2`` / ``machine<=7.2`` (the machine type's
+    version), ``release>=8.0``, ``key=value`` / ``key!=value`` (a machine or device option),
+    joined with ``&&`` or ``,``.
+
+    >>> condition_holds("machine>7.2", release=(10, 0), machine_version=(7, 2), options={})
+    False
+    >>> condition_holds("gic-version=3 && its=on", release=(7, 2), machine_version=None,
+    ...                 options={"gic-version": "3", "its": "on"})
+    True
+    """
+    for clause in (c.strip() for c in when.replace("&&", ",").split(",")):
+        if clause and not _clause_holds(clause, release, machine_version, options):
+            return False
+    return True
+
+
+_CMP = re.compile(r"^(machine|release)\s*(>=|<=|>|<|==)\s*(\d+\.\d+)$")
+
+
+def _clause_holds(
+    clause: str,
+    release: tuple[int, int],
+    machine_version: tuple[int, int] | None,
+    options: dict[str, str],
+) -> bool:
+    m = _CMP.match(clause)
+    if m:
+        left = release if m.group(1) == "release" else (machine_version or release)
+        right = version_tuple(m.group(3))
+        op = m.group(2)
+        return {
+            ">": left > right,
+            ">=": left >= right,
+            "<": left < right,
+            "<=": left <= right,
+            "==": left == right,
+        }[op]
+    if "!=" in clause:
+        key, value = (s.strip() for s in clause.split("!=", 1))
+        return options.get(key, "") != value
+    if "=" in clause:
+        key, value = (s.strip() for s in clause.split("=", 1))
+        return options.get(key, "") == value
+    return bool(options.get(clause, ""))
+
+
+def valid_condition(when: str) -> bool:
+    """Whether ``when`` is a condition :func:`condition_holds` understands."""
+    for clause in (c.strip() for c in when.replace("&&", ",").split(",")):
+        if not clause:
+            continue
+        if _CMP.match(clause) or re.match(r"^[\w.-]+\s*(!?=)\s*[\w.:-]+$", clause):
+            continue
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class MachineLayout:
+    """A machine's built-in registrations for one release, captured from the real binary."""
+
+    name: str
+    aliases: tuple[str, ...]
+    arch: str
+    default_bus: str
+    root_bus_kind: str
+    reserved_slots: tuple[str, ...]
+    boot: tuple[RegistrationTemplate, ...]
+    cpu: tuple[RegistrationTemplate, ...]
+    platform: tuple[RegistrationTemplate, ...]
+    late: tuple[RegistrationTemplate, ...]
+    hotplug_cpu: tuple[RegistrationTemplate, ...]
+    options: dict[str, str]
+    source: str
+    file: str = ""
+
+    @property
+    def type_prefix(self) -> str:
+        """``pc-q35-`` for q35: versioned machine types of this family start with it."""
+        for alias in self.aliases:
+            m = _VERSIONED.match(alias)
+            if m:
+                return m.group("prefix")
+        return ""
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """A ``-device`` type: where it plugs, what bus it brings, what it registers."""
+
+    name: str
+    kind: str
+    bus: str
+    provides_bus: str
+    first_slot: int
+    registers: tuple[RegistrationTemplate, ...]
+    dma: bool
+    msi: bool
+    source: str
+    notes: str = ""

@@ -1,0 +1,132 @@
+"""What one QEMU release knows: its enum, its priority-bearing VMSDs, its machines and devices."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ordering.errors import UnknownName
+from ordering.model.machine import DeviceType, MachineLayout
+from ordering.model.priority import PriorityLevel, PriorityScheme
+from ordering.model.rule import Kind
+
+
+class Registration(StrEnum):
+    """How a VMSD or handler reaches the stream."""
+
+    SECTION = "section"
+    """Registered as a section of its own: its priority orders the stream."""
+    NESTED = "nested"
+    """Only ever inside another section: its priority has no effect on order."""
+    EARLY_SETUP = "early_setup"
+    """A section sent as FULL in the setup phase, before RAM pages."""
+    HANDLER = "handler"
+    """SaveVMHandlers registered with register_savevm_live: no VMSD, always DEFAULT."""
+
+
+@dataclass(frozen=True)
+class VmsdFact:
+    """A VMSD (or handler) whose priority or registration matters, with its source."""
+
+    name: str
+    symbol: str
+    file: str
+    priority: str
+    registration: Registration
+    how: str = ""
+    inside: str = ""
+    source: str = ""
+
+    @property
+    def orders_stream(self) -> bool:
+        """Whether this VMSD's own ``.priority`` can take effect."""
+        return self.registration in (Registration.SECTION, Registration.EARLY_SETUP)
+
+
+@dataclass(frozen=True)
+class Unmigratable:
+    """A VMSD with ``.unmigratable = 1``: a VM holding it cannot migrate."""
+
+    name: str
+    symbol: str
+    file: str
+    device: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Features:
+    """Release features that change the order or its hazards."""
+
+    early_setup: bool = False
+    zero_priority_is_default: bool = False
+    switchover_start: bool = False
+    vfio_multifd_load_thread: bool = False
+    vfio_config_load_after_iter: bool = False
+    duplicate_section_check: bool = False
+    early_setup_before_start: bool = False
+    """Setup sends every early_setup FULL section before any START (seen on 11.1); before,
+    one walk of the list interleaved them (10.2: qemu_savevm_state_setup)."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Release:
+    """One QEMU release as migorder models it.
+
+    The **source** binary's release decides the load order: the destination never re-sorts.
+    """
+
+    name: str
+    version: tuple[int, int]
+    source: str
+    scheme: PriorityScheme
+    vmsds: Mapping[str, VmsdFact]
+    unmigratable: Mapping[str, Unmigratable]
+    features: Features
+    machines: Mapping[str, MachineLayout]
+    machines_source: str
+    devices: Mapping[str, DeviceType]
+    kinds: Mapping[str, Kind] = field(default_factory=dict)
+    file: str = ""
+
+    def priority_of(self, vmsd: str) -> PriorityLevel:
+        """The priority a section registered with VMSD ``vmsd`` is sorted by in this release.
+
+        A VMSD this release does not list, a handler and a nested VMSD are DEFAULT.
+        """
+        fact = self.vmsds.get(vmsd)
+        if fact is None or not fact.orders_stream:
+            return self.scheme.default
+        return self.scheme.resolve(fact.priority)
+
+    def is_early_setup(self, vmsd: str) -> bool:
+        """Whether a section of this VMSD goes in the setup phase."""
+        fact = self.vmsds.get(vmsd)
+        return (
+            self.features.early_setup
+            and fact is not None
+            and fact.registration is Registration.EARLY_SETUP
+        )
+
+    def machine(self, name: str) -> tuple[MachineLayout, str]:
+        """The machine layout for ``-machine name`` and the machine type it resolves to."""
+        for layout in self.machines.values():
+            if name == layout.name or name in layout.aliases:
+                resolved = layout.aliases[0] if name == layout.name else name
+                return layout, resolved
+            if layout.type_prefix and name.startswith(layout.type_prefix):
+                return layout, name
+        known = ", ".join(sorted(self.machines))
+        raise UnknownName(f"release {self.name} has no machine {name!r}; it has {known}")
+
+    def device(self, driver: str) -> DeviceType:
+        """The device type ``driver`` (a ``-device`` name)."""
+        try:
+            return self.devices[driver]
+        except KeyError:
+            raise UnknownName(
+                f"unknown device type {driver!r}: migorder knows "
+                + ", ".join(sorted(self.devices))
+            ) from None

@@ -1,0 +1,77 @@
+"""A VM as the user describes it: machine, vCPUs, devices in command-line order, hot-plugs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """One ``-device`` (or ``device_add``) as given, before any bus or slot is assigned."""
+
+    driver: str
+    id: str = ""
+    bus: str = ""
+    addr: str = ""
+    props: Mapping[str, str] = field(default_factory=dict)
+    origin: str = ""
+    """Where it was given (``scenario.toml:12`` or ``argv[7]``), for error messages."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    """``-smp``: vCPUs present at start, the maximum, and the topology that makes APIC ids."""
+
+    cpus: int = 1
+    maxcpus: int = 1
+    sockets: int = 1
+    dies: int = 1
+    cores: int = 1
+    threads: int = 1
+
+    def apic_id(self, index: int) -> int:
+        """The initial APIC id of vCPU ``index`` (x86 packs each level into a power of two).
+
+        >>> Topology(cpus=6, maxcpus=6, sockets=2, cores=3).apic_id(3)
+        4
+        """
+        def width(n: int) -> int:
+            return max(0, (n - 1).bit_length())
+
+        thread = index % self.threads
+        core = (index // self.threads) % self.cores
+        die = (index // (self.threads * self.cores)) % self.dies
+        socket = index // (self.threads * self.cores * self.dies)
+        tw, cw, dw = width(self.threads), width(self.cores), width(self.dies)
+        return (((socket << dw | die) << cw | core) << tw) | thread
+
+
+@dataclass(frozen=True)
+class HotplugStep:
+    """A vCPU or a device plugged after start; it registers after everything before it."""
+
+    cpu: int | None = None
+    device: DeviceSpec | None = None
+    unplug: str = ""
+    """The qdev id of a device unplugged at this step (its sections go away)."""
+
+
+@dataclass(frozen=True)
+class Vm:
+    """A VM: what QEMU is started with on the source, plus what is hot-plugged later.
+
+    ``guest`` holds guest-state knobs for the simulator (MSI targets, IOMMU mappings ...).
+    """
+
+    name: str
+    machine: str
+    machine_options: Mapping[str, str]
+    topology: Topology
+    devices: tuple[DeviceSpec, ...]
+    hotplug: tuple[HotplugStep, ...] = ()
+    memory: str = ""
+    objects: tuple[Mapping[str, str], ...] = ()
+    guest: Mapping[str, object] = field(default_factory=dict)
+    source: str = ""
+    description: str = ""

@@ -1,0 +1,283 @@
+"""QEMU's load order: registration, then a stable sort by priority within each phase.
+
+On the source every SaveStateEntry sits in one list, higher priority first, ties in
+registration order (``savevm_state_handler_insert``). The stream walks that list once per
+phase: setup (early_setup FULL sections and iterable START sections, mixed in list order),
+iterate (PART), completion (every iterable END first, then every FULL section). The
+destination loads in stream order and never re-sorts, so the **source** release decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ordering.errors import ScenarioError
+from ordering.model.machine import (
+    RegistrationTemplate,
+    condition_holds,
+    machine_type_version,
+    version_tuple,
+)
+from ordering.model.release import Release
+from ordering.model.section import LoadStep, Phase, Section, SectionType
+from ordering.model.vm import DeviceSpec, Vm
+from ordering.topology import PlacedDevice, Placer
+
+
+@dataclass(frozen=True)
+class Registered:
+    """Every SaveStateEntry a VM registers, in registration order, and its placed devices."""
+
+    release: Release
+    vm: Vm
+    machine_type: str
+    sections: tuple[Section, ...]
+    devices: tuple[PlacedDevice, ...]
+    owners: dict[int, str]
+    """section_id → qdev id of the device that registered it ("" for the machine)."""
+
+
+@dataclass(frozen=True)
+class LoadOrder:
+    """The order a destination loads a VM's sections in, from a source of ``release``."""
+
+    release: Release
+    vm: Vm
+    machine_type: str
+    steps: tuple[LoadStep, ...]
+    registered: Registered
+
+    @property
+    def full(self) -> tuple[LoadStep, ...]:
+        """Only the FULL sections, in load order."""
+        return tuple(s for s in self.steps if s.type is SectionType.FULL)
+
+    def position(self) -> dict[int, int]:
+        """section_id → index of its FULL load (or its START/END when it has no FULL)."""
+        pos: dict[int, int] = {}
+        for i, step in enumerate(self.steps):
+            if step.type is SectionType.FULL or step.section.section_id not in pos:
+                pos[step.section.section_id] = i
+        return pos
+
+
+class _Registry:
+    def __init__(self, release: Release, vm: Vm, machine_type: str, defaults: dict[str, str]) -> None:
+        self.release = release
+        self.defaults = defaults
+        self.vm = vm
+        self.machine_version = machine_type_version(machine_type)
+        self.next_id = 0
+        self.sections: list[Section] = []
+        self.owners: dict[int, str] = {}
+        self.instances: dict[str, set[int]] = {}
+
+    def add(
+        self,
+        t: RegistrationTemplate,
+        *,
+        owner: str,
+        path: str = "",
+        options: dict[str, str] | None = None,
+        cpu_index: int = 0,
+        apic_id: int = 0,
+        kind: str = "",
+        hotplugged: bool = False,
+    ) -> None:
+        rel = self.release
+        if t.since and rel.version < version_tuple(t.since):
+            return
+        if t.until and rel.version >= version_tuple(t.until):
+            return
+        opts = dict(self.defaults)
+        opts.update(self.vm.machine_options)
+        opts.update(options or {})
+        if not condition_holds(
+            t.when, release=rel.version, machine_version=self.machine_version, options=opts
+        ):
+            return
+        if "{path}" in t.idstr and not path:
+            raise ScenarioError(
+                self.vm.source or self.vm.name,
+                f"{owner}: registration {t.idstr!r} needs a qdev path but the device has none",
+            )
+        idstr = t.idstr.replace("{path}", path)
+        used = self.instances.setdefault(idstr, set())
+        if t.instance == "auto":
+            instance = max(used) + 1 if used else 0
+        elif t.instance == "cpu-index":
+            instance = cpu_index
+        elif t.instance == "apic-id":
+            instance = apic_id
+        else:
+            instance = int(t.instance)
+        used.add(instance)
+        section_kind = rel_kind(rel, t.vmsd) or kind or "other"
+        self.sections.append(
+            Section(
+                section_id=self.next_id,
+                idstr=idstr,
+                instance_id=instance,
+                vmsd=t.vmsd,
+                priority=rel.priority_of(t.vmsd),
+                kind=section_kind,
+                owner=owner,
+                iterable=t.iterable,
+                full=t.full,
+                sent=t.sent,
+                early_setup=rel.is_early_setup(t.vmsd),
+                hotplugged=hotplugged,
+            )
+        )
+        self.owners[self.next_id] = owner
+        self.next_id += 1
+
+    def remove_owner(self, owner: str) -> None:
+        gone = [s for s in self.sections if s.owner == owner]
+        for s in gone:
+            self.instances[s.idstr].discard(s.instance_id)
+        self.sections = [s for s in self.sections if s.owner != owner]
+
+
+def rel_kind(release: Release, vmsd: str) -> str:
+    """The kind (``kinds.toml``) whose VMSD list names ``vmsd``, or ``""``."""
+    for kind in release.kinds.values():
+        if vmsd in kind.vmsds:
+            return kind.name
+    return ""
+
+
+def register(release: Release, vm: Vm) -> Registered:
+    """Every SaveStateEntry ``vm`` registers on a ``release`` binary, in registration order.
+
+    Machine init first (boot entries, each vCPU, platform devices), then every ``-device`` in
+    command-line order, then the entries made at machine-done (``late``), then hot-plugs.
+    Each registration takes the next section_id; ``instance_id`` follows
+    ``calculate_new_instance_id`` (one more than the highest for the same idstr) unless the
+    registration gives it (vCPU index, APIC id).
+    """
+    layout, machine_type = release.machine(vm.machine)
+    reg = _Registry(release, vm, machine_type, layout.options)
+    placer = Placer(layout)
+    topo = vm.topology
+    for t in layout.boot:
+        reg.add(t, owner="machine")
+    for i in range(topo.cpus):
+        for t in layout.cpu:
+            if t.first_only and i > 0:
+                continue
+            reg.add(t, owner=f"cpu{i}", cpu_index=i, apic_id=topo.apic_id(i))
+    for t in layout.platform:
+        reg.add(t, owner="machine")
+    placed: list[PlacedDevice] = []
+    for spec in vm.devices:
+        placed.append(_plug(reg, placer, spec, hotplugged=False))
+    for t in layout.late:
+        reg.add(t, owner="machine")
+    present = set(range(topo.cpus))
+    for step in vm.hotplug:
+        if step.cpu is not None:
+            if step.cpu in present or step.cpu >= topo.maxcpus:
+                raise ScenarioError(
+                    vm.source or vm.name,
+                    f"hot-plug of vCPU {step.cpu}: expected an absent vCPU index below "
+                    f"maxcpus={topo.maxcpus}",
+                )
+            present.add(step.cpu)
+            for t in layout.hotplug_cpu or layout.cpu:
+                if t.first_only:
+                    continue
+                reg.add(
+                    t,
+                    owner=f"cpu{step.cpu}",
+                    cpu_index=step.cpu,
+                    apic_id=topo.apic_id(step.cpu),
+                    hotplugged=True,
+                )
+        elif step.device is not None:
+            placed.append(_plug(reg, placer, step.device, hotplugged=True))
+        elif step.unplug:
+            victim = next((p for p in placed if p.qdev_id == step.unplug), None)
+            if victim is None:
+                raise ScenarioError(
+                    vm.source or vm.name, f"unplug of {step.unplug!r}: no device with that id"
+                )
+            reg.remove_owner(victim.qdev_id)
+            placer.unplug(victim.qdev_id, victim)
+            placed.remove(victim)
+    return Registered(
+        release, vm, machine_type, tuple(reg.sections), tuple(placed), dict(reg.owners)
+    )
+
+
+def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
+    dtype = reg.release.device(spec.driver)
+    dev = placer.place(spec, dtype, hotplugged=hotplugged)
+    for t in dtype.registers:
+        reg.add(
+            t,
+            owner=dev.qdev_id,
+            path=dev.path,
+            options=dict(spec.props),
+            kind=dtype.kind,
+            hotplugged=hotplugged,
+        )
+    return dev
+
+
+def list_order(sections: tuple[Section, ...]) -> list[Section]:
+    """The source's handler list: priority descending, registration order within a priority."""
+    return sorted(sections, key=lambda s: (-s.priority.value, s.section_id))
+
+
+def _steps(ordered: list[Section], early_first: bool) -> Iterator[LoadStep]:
+    if early_first:
+        for s in ordered:
+            if s.early_setup and s.full:
+                yield LoadStep(s, SectionType.FULL, Phase.SETUP)
+    for s in ordered:
+        if s.early_setup and s.full and not early_first:
+            yield LoadStep(s, SectionType.FULL, Phase.SETUP)
+        if s.iterable:
+            yield LoadStep(s, SectionType.START, Phase.SETUP)
+    for s in ordered:
+        if s.iterable:
+            yield LoadStep(s, SectionType.PART, Phase.ITERATE)
+    for s in ordered:
+        if s.iterable:
+            yield LoadStep(s, SectionType.END, Phase.COMPLETE)
+    for s in ordered:
+        if s.full and not s.early_setup:
+            yield LoadStep(s, SectionType.FULL, Phase.COMPLETE)
+
+
+def derive(release: Release, vm: Vm) -> LoadOrder:
+    """The load order a destination sees when ``vm`` migrates from a ``release`` source.
+
+    Parameters
+    ----------
+    release
+        The **source** QEMU release: its enum and registrations decide the order.
+    vm
+        The VM as started on the source, with its hot-plugs.
+
+    Returns
+    -------
+    LoadOrder
+        Every section in stream order, with its type and phase. Registered entries that are
+        never sent (``needed`` false) take a section_id but no step.
+
+    Examples
+    --------
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> k = load_knowledge()
+    >>> vm = parse_command_line(["-machine", "q35", "-device", "intel-iommu",
+    ...                          "-device", "pcie-root-port,id=rp1,chassis=1"])
+    >>> [s.section.idstr for s in derive(k.release("7.2"), vm).full][:2]
+    ['0000:00:01.0/pcie-root-port', 'iommu-intel']
+    """
+    registered = register(release, vm)
+    ordered = list_order(tuple(s for s in registered.sections if s.sent))
+    return LoadOrder(release, vm, registered.machine_type, tuple(_steps(ordered, release.features.early_setup_before_start)), registered)

@@ -1,0 +1,230 @@
+"""Read a QEMU command line into a :class:`~ordering.model.vm.Vm`.
+
+Only what changes registration is modelled (``-machine``, ``-smp``, ``-m``, ``-device``,
+``-object``, ``-accel``); options that do not register anything are accepted; anything else
+is reported, never ignored silently.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+
+from ordering.errors import ScenarioError
+from ordering.model.vm import DeviceSpec, Topology, Vm
+
+# Options that take an argument and register nothing migorder models.
+_IGNORED_WITH_ARG = frozenset(
+    {"-display", "-monitor", "-serial", "-name", "-uuid", "-qmp", "-chardev", "-blockdev",
+     "-drive", "-netdev", "-cpu", "-bios", "-kernel", "-append", "-initrd", "-L", "-rtc",
+     "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
+     "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
+     "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty"}
+)
+_IGNORED_FLAGS = frozenset(
+    {"-nodefaults", "-S", "-no-user-config", "-nographic", "-daemonize", "-no-reboot",
+     "-no-shutdown", "-snapshot", "-only-migratable", "-no-hpet", "-enable-kvm"}
+)
+# Options that create devices behind migorder's back: refuse rather than mis-predict.
+_UNSUPPORTED = {
+    "-nic": "use -netdev plus -device",
+    "-net": "use -netdev plus -device",
+    "-usb": "use -device qemu-xhci (or another controller) explicitly",
+    "-usbdevice": "use -device",
+    "-vga": "use -nodefaults and -device for the display",
+    "-global": "set the property on the -device instead",
+    "-readconfig": "give the options on the command line",
+    "-hda": "use -blockdev plus -device",
+    "-cdrom": "use -blockdev plus -device",
+    "-fda": "use -blockdev plus -device",
+}
+
+
+def split_props(text: str) -> list[str]:
+    """Split QEMU's ``a=1,b=2`` syntax, where ``,,`` stands for a literal comma.
+
+    >>> split_props("virtio-net-pci,id=n0,romfile=a,,b")
+    ['virtio-net-pci', 'id=n0', 'romfile=a,b']
+    """
+    out: list[str] = []
+    cur = ""
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "," and text[i + 1 : i + 2] == ",":
+            cur += ","
+            i += 2
+            continue
+        if c == ",":
+            out.append(cur)
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    out.append(cur)
+    return out
+
+
+def _props(text: str, origin: str, implied: str) -> tuple[str, dict[str, str]]:
+    parts = split_props(text)
+    head = ""
+    props: dict[str, str] = {}
+    for i, part in enumerate(parts):
+        if "=" in part:
+            key, value = part.split("=", 1)
+            if not key:
+                raise ScenarioError(origin, f"{text!r}: expected KEY=VALUE, got {part!r}")
+            props[key] = value
+        elif i == 0:
+            head = part
+        elif part:
+            props[part] = "on"
+    head = head or props.pop(implied, "")
+    return head, props
+
+
+def _size_ok(text: str) -> bool:
+    t = text.strip().upper().rstrip("B")
+    return bool(t) and (t[:-1] if t[-1] in "KMGTPE" else t).replace(".", "", 1).isdigit()
+
+
+def _smp(text: str, origin: str) -> Topology:
+    head, props = _props(text, origin, "cpus")
+    try:
+        cpus = int(head) if head else 0
+        vals = {k: int(v) for k, v in props.items() if k in ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers")}
+    except ValueError:
+        raise ScenarioError(origin, f"-smp {text}: expected whole numbers") from None
+    unknown = set(props) - {"maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers"}
+    if unknown:
+        raise ScenarioError(origin, f"-smp {text}: unknown key {sorted(unknown)[0]!r}")
+    sockets = vals.get("sockets", 0)
+    dies = vals.get("dies", 1)
+    cores = vals.get("cores", 0)
+    threads = vals.get("threads", 1)
+    maxcpus = vals.get("maxcpus", 0)
+    if not cpus:
+        cpus = maxcpus or max(1, sockets or 1) * dies * max(1, cores or 1) * threads
+    maxcpus = maxcpus or cpus
+    if not sockets and not cores:
+        sockets, cores = maxcpus // (dies * threads) or 1, 1
+    elif not sockets:
+        sockets = max(1, maxcpus // (dies * cores * threads))
+    elif not cores:
+        cores = max(1, maxcpus // (sockets * dies * threads))
+    if sockets * dies * cores * threads != maxcpus:
+        raise ScenarioError(
+            origin,
+            f"-smp {text}: expected sockets*dies*cores*threads == maxcpus "
+            f"({sockets}*{dies}*{cores}*{threads} != {maxcpus}), as QEMU requires",
+        )
+    if cpus > maxcpus:
+        raise ScenarioError(origin, f"-smp {text}: expected cpus <= maxcpus")
+    return Topology(cpus, maxcpus, sockets, dies, cores, threads)
+
+
+def parse_command_line(
+    argv: Sequence[str] | str, *, where: str = "command line", name: str = "command-line"
+) -> Vm:
+    """Build a :class:`Vm` from QEMU arguments (with or without the binary's name first).
+
+    Examples
+    --------
+    >>> vm = parse_command_line("qemu-system-x86_64 -machine q35 -smp 2 -device e1000e,id=n0")
+    >>> vm.machine, vm.topology.cpus, vm.devices[0].driver, vm.devices[0].id
+    ('q35', 2, 'e1000e', 'n0')
+    """
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    binary = ""
+    if args and not args[0].startswith("-"):
+        binary = args.pop(0)
+    machine = ""
+    machine_options: dict[str, str] = {}
+    topology = Topology()
+    memory = ""
+    devices: list[DeviceSpec] = []
+    objects: list[dict[str, str]] = []
+    i = 0
+    while i < len(args):
+        opt = args[i]
+        origin = f"{where}: argument {i + 1 + bool(binary)} ({opt})"
+        norm = "-" + opt.lstrip("-") if opt.startswith("--") else opt
+        if not norm.startswith("-"):
+            raise ScenarioError(origin, f"expected an option starting with '-', got {opt!r}")
+        if norm in _IGNORED_FLAGS:
+            i += 1
+            continue
+        if norm in _UNSUPPORTED:
+            raise ScenarioError(origin, f"{norm} is not modelled by migorder: {_UNSUPPORTED[norm]}")
+        if i + 1 >= len(args):
+            raise ScenarioError(origin, f"{norm}: expected an argument after it")
+        value = args[i + 1]
+        i += 2
+        if norm in ("-machine", "-M"):
+            head, props = _props(value, origin, "type")
+            machine = head or machine
+            machine_options.update(props)
+        elif norm == "-accel":
+            head, props = _props(value, origin, "accel")
+            machine_options["accel"] = head
+        elif norm == "-smp":
+            topology = _smp(value, origin)
+        elif norm == "-m":
+            head, props = _props(value, origin, "size")
+            if head and not _size_ok(head):
+                raise ScenarioError(origin, f"-m {value}: expected a size such as 128 or 4G")
+            memory = value
+        elif norm == "-device":
+            head, props = _props(value, origin, "driver")
+            if not head:
+                raise ScenarioError(origin, f"-device {value}: expected a device type first")
+            if head in ("help", "?") or props.get("help") is not None:
+                raise ScenarioError(origin, "-device help is QEMU's; see `migorder devices`")
+            devices.append(
+                DeviceSpec(
+                    driver=head,
+                    id=props.pop("id", ""),
+                    bus=props.pop("bus", ""),
+                    addr=props.pop("addr", ""),
+                    props=props,
+                    origin=origin,
+                )
+            )
+        elif norm == "-object":
+            head, props = _props(value, origin, "qom-type")
+            objects.append({"qom-type": head, **props})
+        elif norm in _IGNORED_WITH_ARG:
+            continue
+        else:
+            raise ScenarioError(
+                origin,
+                f"unknown or unmodelled QEMU option {opt!r}; migorder models -machine, -smp, -m, "
+                "-device, -object, -accel and accepts options that register no device state",
+            )
+    if not machine:
+        raise ScenarioError(where, "expected -machine TYPE (migorder has no default machine)")
+    return Vm(
+        name=name,
+        machine=machine,
+        machine_options=machine_options,
+        topology=topology,
+        devices=tuple(devices),
+        memory=memory,
+        objects=tuple(objects),
+        source=where,
+    )
+
+
+def device_from_text(text: str, origin: str) -> DeviceSpec:
+    """One ``device_add``-style string (``e1000e,id=hp0,bus=rp2``)."""
+    head, props = _props(text, origin, "driver")
+    if not head:
+        raise ScenarioError(origin, f"{text!r}: expected a device type first")
+    return DeviceSpec(
+        driver=head,
+        id=props.pop("id", ""),
+        bus=props.pop("bus", ""),
+        addr=props.pop("addr", ""),
+        props=props,
+        origin=origin,
+    )

@@ -1,0 +1,71 @@
+"""Read a scenario TOML: a named VM with its QEMU command line, hot-plugs and guest state.
+
+```toml
+description = "q35 with a vIOMMU and VFIO behind a root port"
+command = "qemu-system-x86_64 -machine q35 -smp 4,maxcpus=8 -device intel-iommu ..."
+[[hotplug]]
+cpu = 4                           # a vCPU index below maxcpus
+[[hotplug]]
+device = "e1000e,id=hp0,bus=rp2"  # device_add arguments
+[[hotplug]]
+unplug = "hp0"                    # device_del
+[guest]                           # guest-state knobs for the simulator
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ordering.errors import MigOrderError, ScenarioError
+from ordering.model.vm import HotplugStep, Vm
+from ordering.sources._toml import TomlDoc, root
+from ordering.sources.cmdline import device_from_text, parse_command_line
+
+_KEYS = frozenset({"description", "command", "hotplug", "guest", "release"})
+
+
+def read_scenario(path: Path) -> Vm:
+    """Read the scenario at ``path``.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> vm = read_scenario(load_knowledge().scenarios["default"])
+    >>> vm.machine
+    'q35'
+    """
+    doc = TomlDoc.read(path)
+    t = root(doc)
+    t.reject_unknown(_KEYS)
+    where = doc.where("command")
+    try:
+        vm = parse_command_line(t.str("command"), where=f"{where} (command)", name=path.stem)
+    except ScenarioError:
+        raise
+    except MigOrderError as exc:  # pragma: no cover - parse_command_line raises ScenarioError
+        raise ScenarioError(where, str(exc)) from None
+    steps: list[HotplugStep] = []
+    for h in t.tables("hotplug"):
+        h.reject_unknown({"cpu", "device", "unplug"})
+        given = [k for k in ("cpu", "device", "unplug") if k in h.data]
+        if len(given) != 1:
+            raise doc.error(h.path, "hotplug: expected exactly one of cpu, device, unplug")
+        if "cpu" in h.data:
+            steps.append(HotplugStep(cpu=h.int("cpu")))
+        elif "device" in h.data:
+            steps.append(HotplugStep(device=device_from_text(h.str("device"), h.where("device"))))
+        else:
+            steps.append(HotplugStep(unplug=h.str("unplug")))
+    guest = t.table("guest").data
+    return Vm(
+        name=path.stem,
+        machine=vm.machine,
+        machine_options=vm.machine_options,
+        topology=vm.topology,
+        devices=vm.devices,
+        hotplug=tuple(steps),
+        memory=vm.memory,
+        objects=vm.objects,
+        guest=dict(guest),
+        source=str(path),
+        description=t.str("description", ""),
+    )

@@ -1,0 +1,183 @@
+"""Judge every live rule instance against one load order, with the evidence.
+
+For a ``first`` section F and a ``then`` section T, in one load order:
+
+* different phases — the phase decides (``guaranteed`` / ``violated``, by ``phase``);
+* same phase, different priorities — the priority decides (by ``priority``);
+* same phase and priority — only registration order decides: ``tie-fragile`` when F happens
+  to be registered first (a command-line reorder, a hot-plug or an unplug/replug breaks it),
+  ``violated`` otherwise.
+
+An instance with many firsts (every APIC before one VFIO device) is judged by its worst first:
+the one that loads last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from ordering.conditions import RuleInstance, rule_instances
+from ordering.model.rule import Rule
+from ordering.model.section import Phase, Section
+from ordering.order import LoadOrder
+
+
+class Verdict(StrEnum):
+    """A rule's status in one VM on one release."""
+
+    GUARANTEED = "guaranteed"
+    TIE_FRAGILE = "tie-fragile"
+    VIOLATED = "violated"
+    NOT_LIVE = "not-live"
+
+    @property
+    def severity(self) -> int:
+        """Higher is worse (violated 3, tie-fragile 2, guaranteed 1, not-live 0)."""
+        return {"not-live": 0, "guaranteed": 1, "tie-fragile": 2, "violated": 3}[self.value]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a section loads: phase, position in the load order, priority."""
+
+    section: Section
+    phase: Phase
+    position: int
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        """The order QEMU loads by: phase, priority (higher first), registration."""
+        return (self.phase.index, -self.section.priority.value, self.section.section_id)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a rule instance holds or breaks: the two sections and what decided between them."""
+
+    first: Placement
+    then: Placement
+    by: str
+    """``phase``, ``priority`` or ``registration``."""
+    violating: int = 0
+    """How many firsts load after ``then``."""
+    total: int = 1
+    """How many firsts the instance has."""
+
+    def describe(self) -> str:
+        """One line of evidence in QEMU's terms."""
+        f, t = self.first.section, self.then.section
+        if self.by == "phase":
+            return (
+                f"{f.label} loads in the {self.first.phase} phase, {t.label} in the "
+                f"{self.then.phase} phase"
+            )
+        if self.by == "priority":
+            return (
+                f"{f.priority.name} ({f.priority.value}) vs {t.priority.name} ({t.priority.value}) "
+                f"in the {self.then.phase} phase"
+            )
+        return (
+            f"tie at {f.priority.name} ({f.priority.value}) in the {self.then.phase} phase: "
+            f"registration order decides, section_id {f.section_id} ({f.label}) vs "
+            f"{t.section_id} ({t.label})"
+        )
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    """The verdict on one rule instance (or on a rule with no live instance)."""
+
+    rule: Rule
+    verdict: Verdict
+    by: str
+    instance: RuleInstance | None
+    evidence: Evidence | None
+
+    @property
+    def first_label(self) -> str:
+        """The first side: the binding section, or the selector when not live."""
+        if self.evidence is not None:
+            return self.evidence.first.section.label
+        return self.rule.first
+
+    @property
+    def then_label(self) -> str:
+        """The then side: the section, or the selector when not live."""
+        if self.instance is not None:
+            return self.instance.then.label
+        return self.rule.then
+
+
+def placements(order: LoadOrder) -> dict[int, Placement]:
+    """section_id → where its state is loaded (its FULL section; START for iterable-only)."""
+    out: dict[int, Placement] = {}
+    for i, step in enumerate(order.steps):
+        sid = step.section.section_id
+        if step.type.value == "FULL" or sid not in out:
+            out[sid] = Placement(step.section, step.phase, i)
+    return out
+
+
+def _judge(firsts: Sequence[Placement], then: Placement) -> tuple[Verdict, Evidence]:
+    worst = max(firsts, key=lambda p: p.key)
+    violating = sum(1 for p in firsts if p.key > then.key) if worst.key > then.key else 0
+    f, t = worst.section, then.section
+    if worst.phase != then.phase:
+        by = "phase"
+    elif f.priority.value != t.priority.value:
+        by = "priority"
+    else:
+        by = "registration"
+    if worst.key > then.key:
+        verdict = Verdict.VIOLATED
+    elif by == "registration":
+        verdict = Verdict.TIE_FRAGILE
+    else:
+        verdict = Verdict.GUARANTEED
+    return verdict, Evidence(worst, then, by, violating, len(firsts))
+
+
+def judge(order: LoadOrder, rules: Iterable[Rule]) -> list[RuleVerdict]:
+    """Every live instance of ``rules`` in ``order``, judged; one ``not-live`` entry per rule
+    with no instance.
+
+    Examples
+    --------
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> from ordering.order import derive
+    >>> k = load_knowledge()
+    >>> vm = parse_command_line("-machine q35 -device intel-iommu -device pcie-root-port,id=rp1"
+    ...                         " -device virtio-net-pci,bus=rp1")
+    >>> v = [v for v in judge(derive(k.release("7.2"), vm), k.rules) if v.rule.id == "pci-bus-before-viommu"][0]
+    >>> v.verdict.value, v.by
+    ('guaranteed', 'priority')
+    """
+    where = placements(order)
+    rules = list(rules)
+    found = rule_instances(rules, order.registered)
+    out: list[RuleVerdict] = []
+    cache: dict[int, list[Placement]] = {}
+    for rule in rules:
+        instances = found.get(rule.id, [])
+        if not instances:
+            out.append(RuleVerdict(rule, Verdict.NOT_LIVE, "", None, None))
+            continue
+        for inst in instances:
+            firsts = cache.get(id(inst.firsts))
+            if firsts is None:
+                firsts = [where[s.section_id] for s in inst.firsts if s.section_id in where]
+                cache[id(inst.firsts)] = firsts
+            then = where.get(inst.then.section_id)
+            if then is None or not firsts:
+                continue
+            verdict, evidence = _judge(firsts, then)
+            out.append(RuleVerdict(rule, verdict, evidence.by, inst, evidence))
+    return out
+
+
+def worst(verdicts: Iterable[RuleVerdict]) -> Verdict:
+    """The worst verdict among ``verdicts`` (not-live when there is none)."""
+    return max((v.verdict for v in verdicts), key=lambda v: v.severity, default=Verdict.NOT_LIVE)
