@@ -1,0 +1,61 @@
+"""What several subcommands share: how a VM and a release are named on the command line."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ordering.errors import UsageError
+from ordering.model.knowledge import Knowledge
+from ordering.model.release import Release
+from ordering.model.vm import Vm
+from ordering.sources.cmdline import parse_command_line
+from ordering.sources.models import load_knowledge
+from ordering.sources.scenario import read_scenario
+
+
+def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "") -> None:
+    """``[SCENARIO] [--qemu R] [--json]``; QEMU arguments come after ``--``."""
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        help="a bundled scenario name (see `migorder info scenarios`) or a scenario TOML file; "
+        "default: 'default'. Or give a QEMU command line after `--`.",
+    )
+    parser.add_argument(
+        "--qemu",
+        metavar="R",
+        help=release_help or "the source QEMU release (default: the newest bundled)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
+
+
+def knowledge(args: argparse.Namespace) -> Knowledge:
+    """The bundled knowledge (or ``--models DIR``)."""
+    return load_knowledge(getattr(args, "models", None))
+
+
+def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
+    """The VM named by ``SCENARIO`` or given after ``--``."""
+    qemu_args: list[str] = getattr(args, "qemu_args", [])
+    scenario: str | None = getattr(args, "scenario", None)
+    if qemu_args and scenario:
+        raise UsageError(f"give a scenario ({scenario!r}) or a QEMU command line after --, not both")
+    if qemu_args:
+        return parse_command_line(qemu_args)
+    name = scenario or "default"
+    if name in k.scenarios:
+        return read_scenario(k.scenarios[name])
+    path = Path(name)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise UsageError(f"{name}: no such scenario file")
+        return read_scenario(path)
+    known = ", ".join(sorted(k.scenarios))
+    raise UsageError(f"no scenario {name!r}: bundled scenarios are {known}; or pass a TOML file")
+
+
+def resolve_release(args: argparse.Namespace, k: Knowledge, attr: str = "qemu") -> Release:
+    """The release named by ``--qemu`` (default: the newest bundled)."""
+    return k.release(getattr(args, attr, None))
