@@ -254,3 +254,36 @@ def test_real_7_2_agrees_with_bundled_model(real72: ScannedRelease) -> None:
     assert {u["name"] for u in bundled.get("unmigratable", [])} == {
         u["name"] for u in scanned["unmigratable"]  # type: ignore[attr-defined]
     }
+
+
+# --------------------------------------------------------------------------- newer trees (optional)
+
+NEWER = {
+    "10.0": Path(os.environ.get("MIGORDER_QEMU_SRC_10_0", "/work/cache/src100/qemu-10.0")),
+    "10.2": Path(os.environ.get("MIGORDER_QEMU_SRC_10_2", "/work/cache/src102/qemu-10.2")),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", sorted(NEWER))
+def test_newer_real_trees(release: str) -> None:
+    root = NEWER[release]
+    if not (root / "VERSION").is_file():
+        pytest.skip(f"QEMU {release} source tree not at {root}")
+    s = scan_tree(root)
+    assert s.release == release
+    found = _by_name(s)
+    assert found["virtio-mem-device"] == ("MIG_PRI_VIRTIO_MEM", "nested", "virtio-mem")
+    assert found["virtio-mem-device-early"] == ("", "early_setup", "")
+    assert s.features["early_setup"][0]
+    assert s.features["switchover_start"][0]
+    if release == "10.2":
+        assert s.enum.names[:3] == ("MIG_PRI_UNINITIALIZED", "MIG_PRI_LOW", "MIG_PRI_DEFAULT")
+        assert found["apic"] == ("MIG_PRI_APIC", "section", "")
+        assert found["vfio-container"] == ("MIG_PRI_LOW", "section", "")
+        assert found["amd-iommu"] == ("MIG_PRI_IOMMU", "section", "")
+        assert s.features["zero_priority_is_default"][0]
+    else:
+        assert "apic" not in found
+        assert s.enum.value("MIG_PRI_MAX") == 6
+    assert len(lint(s)) == 1

@@ -707,7 +707,8 @@ def scan_tree(root: str | os.PathLike[str]) -> ScannedRelease:
             u = section[0]
             registration = "early_setup" if d.early_setup else "section"
             if u.kind == "dc":
-                how = (f"dc->vmsd of {u.device or '?'} ({u.file}:{u.line}), registered by "
+                owner = u.device or f"the device whose {u.detail.split(' in ')[-1]} sets it"
+                how = (f"dc->vmsd of {owner} ({u.file}:{u.line}), registered by "
                        "device_set_realized")
             elif u.kind == "register":
                 how = f"{u.detail}() at {u.file}:{u.line}"
