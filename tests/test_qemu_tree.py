@@ -287,3 +287,10 @@ def test_newer_real_trees(release: str) -> None:
         assert "apic" not in found
         assert s.enum.value("MIG_PRI_MAX") == 6
     assert len(lint(s)) == 1
+
+
+def test_machines_folder_can_be_borrowed() -> None:
+    s = scan_tree(TREES / "hostile")
+    model = tomllib.loads(to_release_toml(s, machines="10.0"))
+    assert model["machines"] == "10.0"
+    assert "borrowed from 10.0" in model["machines_source"]
