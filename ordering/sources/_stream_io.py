@@ -6,15 +6,12 @@ Private helpers of :mod:`ordering.sources.stream`. Offsets are always positions 
 
 from __future__ import annotations
 
-import gzip
 import io
-import lzma
 import os
 import re
 import struct
-import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ordering.errors import StreamFormatError
 
@@ -28,7 +25,6 @@ XZ_MAGIC = b"\xfd7zXZ\x00"
 GZIP_MAGIC = b"\x1f\x8b"
 QEVM_MAGIC = b"QEVM"
 
-_DECOMPRESS_ERRORS = (lzma.LZMAError, gzip.BadGzipFile, zlib.error, EOFError, OSError)
 _JSON_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BE16 = struct.Struct(">H")
 _BE32 = struct.Struct(">I")
@@ -55,12 +51,30 @@ def detect_compression(path: str) -> str:
 
 
 def open_decompressed(path: str, kind: str) -> io.BufferedIOBase:
-    """Open ``path`` for reading its decompressed bytes."""
+    """Open ``path`` for reading its decompressed bytes (codecs imported only when needed)."""
     if kind == "xz":
+        import lzma
+
         return lzma.open(path, "rb")
     if kind == "gz":
+        import gzip
+
         return gzip.open(path, "rb")
     return open(path, "rb")
+
+
+def decompress_errors(kind: str) -> tuple[type[BaseException], ...]:
+    """Exceptions a read of a ``kind`` file raises on corrupt or truncated data."""
+    if kind == "xz":
+        import lzma
+
+        return (lzma.LZMAError, EOFError, OSError)
+    if kind == "gz":
+        import gzip
+        import zlib
+
+        return (gzip.BadGzipFile, zlib.error, EOFError, OSError)
+    return (OSError,)
 
 
 class ByteReader:
@@ -78,6 +92,7 @@ class ByteReader:
         self._pos = 0
         self._base = start  # absolute offset of _buf[0]
         self._seekable = kind == "plain"
+        self._errors = decompress_errors(kind)
 
     @property
     def offset(self) -> int:
@@ -91,7 +106,7 @@ class ByteReader:
     def _raw_read(self, n: int) -> bytes:
         try:
             return self._f.read(n)
-        except _DECOMPRESS_ERRORS as exc:
+        except self._errors as exc:
             raise self.fail(
                 f"valid {self._kind} data (decompression failed: {exc})",
                 self._base + len(self._buf),
@@ -122,7 +137,7 @@ class ByteReader:
         self._pos = 0
         return not data
 
-    def bytes(self, n: int, what: str) -> bytes:
+    def take(self, n: int, what: str) -> bytes:
         """Read ``n`` bytes."""
         if len(self._buf) - self._pos < n:
             self._fill(n, what)
@@ -171,7 +186,7 @@ class ByteReader:
     def name(self, what: str) -> str:
         """Read a u8 length and that many bytes of ASCII/UTF-8 text."""
         at = self.offset
-        raw = self.bytes(self.u8(f"length of {what}"), what)
+        raw = self.take(self.u8(f"length of {what}"), what)
         try:
             return raw.decode()
         except UnicodeDecodeError:
@@ -204,6 +219,31 @@ class ByteReader:
             rest -= len(data)
             self._base += len(data)
 
+    def window(self, n: int) -> tuple[bytes, int]:
+        """The buffer and the position of the next byte in it, with ``n`` bytes buffered if
+        the stream still has them (never fails; fewer bytes near the end).
+
+        A caller may scan ``buffer[position:]`` itself, then :meth:`seek_window` to where it
+        stopped.
+        """
+        if len(self._buf) - self._pos < n:
+            have = len(self._buf) - self._pos
+            parts = [self._buf[self._pos :]] if have else []
+            self._base += self._pos
+            self._pos = 0
+            while have < n:
+                data = self._raw_read(max(CHUNK, n - have))
+                if not data:
+                    break
+                parts.append(data)
+                have += len(data)
+            self._buf = b"".join(parts)
+        return self._buf, self._pos
+
+    def seek_window(self, pos: int) -> None:
+        """Set the position in the buffer returned by :meth:`window`."""
+        self._pos = pos
+
     def skip_hot(self, n: int) -> bool:
         """Fast path of :meth:`skip`: True when the ``n`` bytes were already buffered."""
         p = self._pos + n
@@ -213,8 +253,7 @@ class ByteReader:
         return False
 
 
-@dataclass(frozen=True)
-class Trailer:
+class Trailer(NamedTuple):
     """Where the VMDESCRIPTION trailer was found: offset of its 0x06 byte and its JSON bytes."""
 
     offset: int
@@ -310,11 +349,12 @@ def locate_trailer(
     scanner = _TailScanner()
     kept: list[bytes] | None = []
     kept_len = 0
+    errors = decompress_errors(kind)
     with opener() as f:
         while True:
             try:
                 data = f.read(CHUNK)
-            except _DECOMPRESS_ERRORS:
+            except errors:
                 # Reported by the parsing pass, at its offset, which reads the file again.
                 kept = None
                 break

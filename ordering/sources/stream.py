@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -82,6 +83,7 @@ COMMAND_NAMES: dict[int, str] = {
 }
 """``enum qemu_vm_cmd`` (migration/savevm.c); 0 is MIG_CMD_INVALID."""
 
+_BE64 = struct.Struct(">Q")
 _TYPE_NAMES = "0x00 EOF, 0x01 START, 0x02 PART, 0x03 END, 0x04 FULL, 0x08 COMMAND"
 
 
@@ -213,25 +215,22 @@ class Stream:
         return self.configuration.machine_type if self.configuration else None
 
 
-@dataclass
 class _Raw:
-    type: SectionType
-    section_id: int
-    idstr: str
-    instance_id: int
-    version_id: int
-    offset: int
-    payload_size: int
-    vmsd_name: str
+    """A section while the pass runs (payload size and phase are settled later)."""
 
+    __slots__ = ("idstr", "instance_id", "offset", "payload_size", "section_id", "type",
+                 "version_id", "vmsd_name")
 
-@dataclass
-class _RawCommand:
-    cmd: int
-    name: str
-    offset: int
-    length: int
-    before_section: int
+    def __init__(self, type_: SectionType, section_id: int, idstr: str, instance_id: int,
+                 version_id: int, offset: int, payload_size: int, vmsd_name: str) -> None:
+        self.type = type_
+        self.section_id = section_id
+        self.idstr = idstr
+        self.instance_id = instance_id
+        self.version_id = version_id
+        self.offset = offset
+        self.payload_size = payload_size
+        self.vmsd_name = vmsd_name
 
 
 def _base_name(idstr: str) -> str:
@@ -251,7 +250,7 @@ class _Parser:
             self._load_vmdesc(trailer)
         self.config: Configuration | None = None
         self.sections: list[_Raw] = []
-        self.commands: list[_RawCommand] = []
+        self.commands: list[tuple[int, str, int, int, int]] = []
         self.started: dict[int, _Raw] = {}
         # RAM walk state
         self.page_size = 0
@@ -297,7 +296,7 @@ class _Parser:
         n = r.be32("length of the machine type")
         if n > 256:
             raise r.fail(f"a machine type name of at most 256 bytes, found length {n}", at)
-        raw = r.bytes(n, "machine type name")
+        raw = r.take(n, "machine type name")
         try:
             machine = raw.decode()
         except UnicodeDecodeError:
@@ -328,7 +327,7 @@ class _Parser:
                 for _ in range(count):
                     caps.append(r.name("capability name"))
             elif name == "configuration/uuid":
-                raw_uuid = r.bytes(16, "UUID (16 bytes)")
+                raw_uuid = r.take(16, "UUID (16 bytes)")
                 uuid = raw_uuid.hex()
             elif name in vm_subs:
                 try:
@@ -411,7 +410,7 @@ class _Parser:
         if name == "PACKAGED":
             raise r.fail("a precopy stream: postcopy PACKAGED commands are not supported", at)
         r.skip(length, f"{length} bytes of {name} command data")
-        self.commands.append(_RawCommand(cmd, name, at, length, len(self.sections)))
+        self.commands.append((cmd, name, at, length, len(self.sections)))
 
     # -- FULL sections ----------------------------------------------------------------------
     def _full(self, sid: int, idstr: str, inst: int, ver: int, at: int) -> _Raw:
@@ -467,61 +466,86 @@ class _Parser:
         return vd.page_size(self.vmdesc) or 4096
 
     def _walk_ram(self) -> None:
+        """Walk one RAM section's records up to EOS, keeping counts only.
+
+        The common records (a PAGE or ZERO page of the current block, flag CONTINUE) are
+        decoded straight from the reader's buffer; every other record, and any record near
+        the end of the buffer, goes through :meth:`_ram_record`, which checks it fully.
+        """
         r = self.r
         page = self.page_size
         mask = page - 1
-        blocks = self.blocks
-        block_len = self.block_len
-        pages = zero = records = 0
-        be64 = r.be64
-        skip_hot = r.skip_hot
-        try:
-            while True:
-                at = r.offset
-                hdr = be64("RAM record header (be64 address | flags)")
-                records += 1
+        unpack = _BE64.unpack_from
+        cont_zero = RAM_ZERO | RAM_CONTINUE
+        cont_page = RAM_PAGE | RAM_CONTINUE
+        longest = 8 + 1 + 255 + page
+        while True:
+            buf, pos = r.window(longest)
+            end = len(buf) - longest
+            block_len = self.block_len
+            pages = zero = records = 0
+            while pos <= end:
+                (hdr,) = unpack(buf, pos)
                 flags = hdr & mask
-                kind = flags & ~RAM_CONTINUE
-                if kind in (RAM_PAGE, RAM_ZERO):
-                    if not flags & RAM_CONTINUE:
-                        name_at = r.offset
-                        name = r.name("RAM block name")
-                        length = blocks.get(name)
-                        if length is None:
-                            raise r.fail(f"a RAM block announced by MEM_SIZE, found {name!r}",
-                                         name_at)
-                        block_len = length
-                    elif block_len < 0:
-                        raise r.fail("a RAM block name: CONTINUE with no previous block", at)
-                    if hdr - flags >= block_len:
-                        raise r.fail(f"a RAM offset below the block length {block_len}, "
-                                     f"found {hdr - flags}", at)
-                    if kind == RAM_PAGE:
-                        if not skip_hot(page):
-                            r.skip(page, f"RAM page ({page} bytes)")
-                        pages += 1
-                    else:
-                        r.u8("zero page fill byte")
-                        zero += 1
-                elif kind == RAM_EOS:
-                    break
-                elif kind == RAM_MEM_SIZE:
-                    self._mem_size(hdr - flags, at)
-                elif kind == RAM_MULTIFD_FLUSH:
-                    self.flushes += 1
-                elif kind == RAM_HOOK:
-                    self.hooks += 1
-                elif kind & (RAM_XBZRLE | RAM_COMPRESS_PAGE):
-                    which = "XBZRLE" if kind & RAM_XBZRLE else "compressed (COMPRESS_PAGE)"
-                    raise r.fail(f"a plain RAM record: {which} pages are not supported "
-                                 f"(flags 0x{flags:x})", at)
+                if flags == cont_zero and hdr - flags < block_len:
+                    pos += 9
+                    zero += 1
+                elif flags == cont_page and hdr - flags < block_len:
+                    pos += 8 + page
+                    pages += 1
                 else:
-                    raise r.fail(f"a known combination of RAM flags, found 0x{flags:x}", at)
-        finally:
-            self.block_len = block_len
+                    break
+                records += 1
+            r.seek_window(pos)
             self.pages += pages
             self.zero_pages += zero
             self.records += records
+            if self._ram_record():
+                return
+
+    def _ram_record(self) -> bool:
+        """Read one RAM record with every check; True at EOS."""
+        r = self.r
+        page = self.page_size
+        at = r.offset
+        hdr = r.be64("RAM record header (be64 address | flags)")
+        self.records += 1
+        flags = hdr & (page - 1)
+        kind = flags & ~RAM_CONTINUE
+        if kind in (RAM_PAGE, RAM_ZERO):
+            if not flags & RAM_CONTINUE:
+                name_at = r.offset
+                name = r.name("RAM block name")
+                length = self.blocks.get(name)
+                if length is None:
+                    raise r.fail(f"a RAM block announced by MEM_SIZE, found {name!r}", name_at)
+                self.block_len = length
+            elif self.block_len < 0:
+                raise r.fail("a RAM block name: CONTINUE with no previous block", at)
+            if hdr - flags >= self.block_len:
+                raise r.fail(f"a RAM offset below the block length {self.block_len}, "
+                             f"found {hdr - flags}", at)
+            if kind == RAM_PAGE:
+                r.skip(page, "a RAM page")
+                self.pages += 1
+            else:
+                r.u8("zero page fill byte")
+                self.zero_pages += 1
+        elif kind == RAM_EOS:
+            return True
+        elif kind == RAM_MEM_SIZE:
+            self._mem_size(hdr - flags, at)
+        elif kind == RAM_MULTIFD_FLUSH:
+            self.flushes += 1
+        elif kind == RAM_HOOK:
+            self.hooks += 1
+        elif kind & (RAM_XBZRLE | RAM_COMPRESS_PAGE):
+            which = "XBZRLE" if kind & RAM_XBZRLE else "compressed (COMPRESS_PAGE)"
+            raise r.fail(f"a plain RAM record: {which} pages are not supported "
+                         f"(flags 0x{flags:x})", at)
+        else:
+            raise r.fail(f"a known combination of RAM flags, found 0x{flags:x}", at)
+        return False
 
     def _mem_size(self, total: int, at: int) -> None:
         r = self.r
@@ -641,9 +665,8 @@ def read_stream(path: str | os.PathLike[str]) -> Stream:
         for s, ph in zip(parser.sections, phases, strict=True)
     )
     commands = tuple(
-        StreamCommand(c.cmd, c.name, c.offset, c.length, c.before_section,
-                      phases[c.before_section - 1] if c.before_section else Phase.SETUP)
-        for c in parser.commands
+        StreamCommand(cmd, name, at, length, before, phases[before - 1] if before else Phase.SETUP)
+        for cmd, name, at, length, before in parser.commands
     )
     return Stream(p, version, kind, size, parser.config, sections, commands,
                   parser.ram_summary(), eof_at, vmdesc_at, parser.vmdesc)
