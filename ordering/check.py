@@ -9,7 +9,8 @@ from ordering.conditions import rule_instances
 from ordering.graph import Cycle, cycles, kind_graph, section_graph
 from ordering.model.knowledge import Knowledge
 from ordering.model.release import Release
-from ordering.model.section import Section
+from ordering.model.machine import condition_holds
+from ordering.model.machine import machine_type_version as machine_version
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
 from ordering.verdict import RuleVerdict, Verdict, judge
@@ -17,11 +18,13 @@ from ordering.verdict import RuleVerdict, Verdict, judge
 
 @dataclass(frozen=True)
 class Blocker:
-    """A section whose VMSD is unmigratable: QEMU refuses to migrate the VM."""
+    """Why QEMU refuses to migrate the VM: an unmigratable VMSD or a device's blocker."""
 
-    section: Section
+    device: str
     message: str
     source: str
+    conditional: str = ""
+    """Non-empty when the blocker depends on what the host device supports (not a finding)."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class CheckResult:
             any(v.verdict in (Verdict.VIOLATED, Verdict.TIE_FRAGILE) for v in self.verdicts)
             or self.kind_cycles
             or self.section_cycles
-            or self.blockers
+            or any(not b.conditional for b in self.blockers)
         )
 
     @property
@@ -54,14 +57,39 @@ class CheckResult:
 
 
 def blockers(order: LoadOrder) -> list[Blocker]:
-    """Unmigratable sections, as ``qemu_savevm_state_blocked`` would refuse them."""
+    """What makes QEMU refuse the migration, in QEMU's words.
+
+    Unmigratable VMSDs of ``-device`` devices (``qemu_savevm_state_blocked``: "State blocked
+    by non-migratable device"), and the blockers devices add at realize (release
+    ``[[blocker]]`` facts). The machines' built-in sections never block: they were captured
+    from migrations that succeeded.
+    """
+    reg = order.registered
+    release = order.release
+    devices = {d.qdev_id: d for d in reg.devices}
     out: list[Blocker] = []
-    for s in order.registered.sections:
-        fact = order.release.unmigratable.get(s.vmsd)
-        if fact is not None:
-            out.append(
-                Blocker(s, f"State blocked by non-migratable device '{s.idstr}'", fact.source)
-            )
+    for s in reg.sections:
+        fact = release.unmigratable.get(s.vmsd)
+        dev = devices.get(s.owner)
+        if fact is None or dev is None:
+            continue
+        if fact.device and fact.device != dev.spec.driver and fact.name != s.vmsd:
+            continue
+        out.append(Blocker(dev.qdev_id, f"State blocked by non-migratable device '{s.idstr}'", fact.source))
+    kinds_present = {s.kind for s in reg.sections if s.sent}
+    machine_type_version = machine_version(order.machine_type)
+    for b in release.blockers:
+        if b.with_kind and b.with_kind not in kinds_present:
+            continue
+        for dev in reg.devices:
+            if dev.spec.driver != b.device:
+                continue
+            if not condition_holds(
+                b.when, release=release.version, machine_version=machine_type_version, options=dict(dev.spec.props)
+            ):
+                continue
+            name = dev.spec.props.get("host") or dev.spec.props.get("sysfsdev") or dev.qdev_id
+            out.append(Blocker(dev.qdev_id, b.message.replace("{name}", name), b.source, b.conditional))
     return out
 
 

@@ -52,7 +52,13 @@ class _View:
         out: list[Section] = []
         for dev in self.reg.devices:
             if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and pred(dev):
-                out.extend(s for s in self.by_owner.get(dev.qdev_id, []) if s.full and s.vmsd != "PCIBUS")
+                # The device's own load: not its secondary bus, not an early_setup section
+                # (virtio-mem's early section carries the bitmap, no rings).
+                out.extend(
+                    s
+                    for s in self.by_owner.get(dev.qdev_id, [])
+                    if s.full and s.vmsd != "PCIBUS" and not s.early_setup
+                )
         return out
 
 

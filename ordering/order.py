@@ -113,7 +113,9 @@ class _Registry:
         else:
             instance = int(t.instance)
         used.add(instance)
-        section_kind = rel_kind(rel, t.vmsd) or kind or "other"
+        # A VMSD listed in kinds.toml has that kind; a device's other sections (a bridge's
+        # PCIBUS, say) keep the device's kind only when it is not a rule kind.
+        section_kind = rel_kind(rel, t.vmsd) or (kind if kind and kind not in rel.kinds else "other")
         self.sections.append(
             Section(
                 section_id=self.next_id,

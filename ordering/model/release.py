@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from ordering.errors import UnknownName
-from ordering.model.machine import DeviceType, MachineLayout
+from ordering.model.machine import DeviceType, MachineLayout, machine_type_version
 from ordering.model.priority import PriorityLevel, PriorityScheme
 from ordering.model.rule import Kind
 
@@ -56,6 +56,23 @@ class Unmigratable:
 
 
 @dataclass(frozen=True)
+class BlockerFact:
+    """A migration blocker a device adds at realize (``migrate_add_blocker``), in QEMU's words.
+
+    It applies to every ``device`` whose properties satisfy ``when`` in a VM that also has a
+    section of kind ``with_kind`` (when given). ``conditional`` blockers depend on what the
+    host device supports; they are reported, not counted as findings.
+    """
+
+    device: str
+    message: str
+    source: str
+    when: str = ""
+    with_kind: str = ""
+    conditional: str = ""
+
+
+@dataclass(frozen=True)
 class Features:
     """Release features that change the order or its hazards."""
 
@@ -89,6 +106,7 @@ class Release:
     machines_source: str
     devices: Mapping[str, DeviceType]
     kinds: Mapping[str, Kind] = field(default_factory=dict)
+    blockers: tuple[BlockerFact, ...] = ()
     file: str = ""
 
     def priority_of(self, vmsd: str) -> PriorityLevel:
@@ -114,7 +132,12 @@ class Release:
         """The machine layout for ``-machine name`` and the machine type it resolves to."""
         for layout in self.machines.values():
             if name == layout.name or name in layout.aliases:
-                resolved = layout.aliases[0] if name == layout.name else name
+                resolved = name
+                if not machine_type_version(name):
+                    # The short name is this release's own newest machine type, even when the
+                    # layout was captured on (and borrowed from) another release.
+                    prefix = layout.type_prefix
+                    resolved = f"{prefix}{self.name}" if prefix else layout.aliases[0]
                 return layout, resolved
             if layout.type_prefix and name.startswith(layout.type_prefix):
                 return layout, name

@@ -13,7 +13,14 @@ from ordering.errors import ModelError
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import DeviceType, MachineLayout, RegistrationTemplate, valid_condition
 from ordering.model.priority import MAX, PriorityLevel, PriorityScheme
-from ordering.model.release import Features, Registration, Release, Unmigratable, VmsdFact
+from ordering.model.release import (
+    BlockerFact,
+    Features,
+    Registration,
+    Release,
+    Unmigratable,
+    VmsdFact,
+)
 from ordering.model.rule import Consequence, Kind, Rule
 from ordering.sources._toml import Table, TomlDoc, root
 
@@ -250,7 +257,7 @@ _FEATURES = (
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
-     "vmsd", "unmigratable", "notes"}
+     "vmsd", "unmigratable", "notes", "blocker"}
 )
 _REGISTRATIONS = tuple(r.value for r in Registration)
 
@@ -315,6 +322,18 @@ def read_release(
         u.reject_unknown({"name", "symbol", "file", "device", "source"})
         un = Unmigratable(u.str("name"), u.str("symbol", ""), u.str("file", ""), u.str("device", ""), u.str("source"))
         unmigratable[un.name] = un
+    blockers: list[BlockerFact] = []
+    for b in t.tables("blocker"):
+        b.reject_unknown({"device", "message", "source", "when", "with_kind", "conditional"})
+        when = b.str("when", "")
+        if not valid_condition(when):
+            raise doc.error((*b.path, "when"), f"when: expected conditions like 'x-enable-migration!=on', got {when!r}")
+        with_kind = b.str("with_kind", "")
+        if with_kind and with_kind not in kinds:
+            raise doc.error((*b.path, "with_kind"), f"with_kind: expected a kind of kinds.toml, got {with_kind!r}")
+        blockers.append(
+            BlockerFact(b.str("device"), b.str("message"), b.str("source"), when, with_kind, b.str("conditional", ""))
+        )
     mdir = machines_dir / t.str("machines")
     if not mdir.is_dir():
         raise doc.error(("machines",), f"machines: expected a folder {mdir} with machine layouts")
@@ -334,5 +353,6 @@ def read_release(
         machines_source=t.str("machines_source", ""),
         devices=devices,
         kinds=kinds,
+        blockers=tuple(blockers),
         file=str(path),
     )

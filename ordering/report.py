@@ -1,0 +1,239 @@
+"""Formatting only: load orders and check results as text and as JSON-ready dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ordering.check import CheckResult
+from ordering.model.rule import Rule
+from ordering.model.section import LoadStep, Section
+from ordering.order import LoadOrder
+from ordering.verdict import Placement, RuleVerdict, Verdict
+
+
+def section_dict(step: LoadStep) -> dict[str, Any]:
+    """One load step in the shape ``migorder order --json`` and ``stream --json`` share."""
+    s = step.section
+    return {
+        "idstr": s.idstr,
+        "instance_id": s.instance_id,
+        "section_id": s.section_id,
+        "phase": step.phase.value,
+        "priority": s.priority.name,
+        "priority_value": s.priority.value,
+        "vmsd": s.vmsd,
+        "kind": s.kind,
+        "type": step.type.value,
+    }
+
+
+def order_dict(order: LoadOrder) -> dict[str, Any]:
+    """``migorder order --json``."""
+    return {
+        "release": order.release.name,
+        "vm": order.vm.name,
+        "machine_type": order.machine_type,
+        "sections": [section_dict(s) for s in order.steps],
+        "registered_unsent": [
+            {"idstr": s.idstr, "instance_id": s.instance_id, "section_id": s.section_id}
+            for s in order.registered.sections
+            if not s.sent
+        ],
+    }
+
+
+def order_text(order: LoadOrder) -> str:
+    """``migorder order``: one line per section in load order."""
+    lines = [
+        f"Load order of {order.vm.name} from a QEMU {order.release.name} source "
+        f"(machine {order.machine_type}): {len(order.steps)} sections",
+        f"{'#':>4}  {'phase':<8} {'type':<5} {'priority':<20} {'id':>5}  idstr (instance)  [kind]",
+    ]
+    for i, step in enumerate(order.steps):
+        s = step.section
+        inst = f" ({s.instance_id})" if s.instance_id else ""
+        kind = f"  [{s.kind}]" if s.kind != "other" else ""
+        lines.append(
+            f"{i:>4}  {step.phase.value:<8} {step.type.value:<5} {s.priority.name:<20} "
+            f"{s.section_id:>5}  {s.idstr}{inst}{kind}"
+        )
+    unsent = [s for s in order.registered.sections if not s.sent]
+    if unsent:
+        lines.append(
+            f"registered but never sent (they take section_ids): "
+            + ", ".join(f"{s.label}={s.section_id}" for s in unsent)
+        )
+    return "\n".join(lines)
+
+
+def _placement(p: Placement) -> dict[str, Any]:
+    s = p.section
+    return {
+        "idstr": s.idstr,
+        "instance_id": s.instance_id,
+        "section_id": s.section_id,
+        "phase": p.phase.value,
+        "priority": s.priority.name,
+        "priority_value": s.priority.value,
+        "position": p.position,
+    }
+
+
+def verdict_dict(v: RuleVerdict) -> dict[str, Any]:
+    """One entry of ``migorder check --json``'s ``rules`` list."""
+    out: dict[str, Any] = {
+        "rule": v.rule.id,
+        "verdict": v.verdict.value,
+        "by": v.by or None,
+        "first": v.first_label,
+        "then": v.then_label,
+        "consequence": v.rule.consequence.value,
+        "provenance": list(v.rule.provenance),
+    }
+    if v.evidence is not None and v.instance is not None:
+        e = v.evidence
+        out["evidence"] = {
+            "text": e.describe(),
+            "first": _placement(e.first),
+            "then": _placement(e.then),
+            "firsts": e.total,
+            "firsts_loading_after": e.violating,
+            "live_because": v.instance.why,
+        }
+    else:
+        out["evidence"] = {"text": f"not live: no {v.rule.first} → {v.rule.then} pair where "
+                           f"'{v.rule.condition}' holds in this VM"}
+    return out
+
+
+def check_dict(r: CheckResult) -> dict[str, Any]:
+    """``migorder check --json``."""
+    return {
+        "release": r.release.name,
+        "vm": r.vm.name,
+        "machine_type": r.order.machine_type,
+        "exit_code": r.exit_code,
+        "rules": [verdict_dict(v) for v in r.verdicts],
+        "blockers": [
+            {"device": b.device, "message": b.message, "source": b.source, "conditional": b.conditional or None}
+            for b in r.blockers
+        ],
+        "cycles": [
+            {"level": level, "edges": [{"before": e.before, "after": e.after, "rules": list(e.rules)} for e in c.edges]}
+            for level, cycles in (("kind", r.kind_cycles), ("section", r.section_cycles))
+            for c in cycles
+        ],
+        "claims": [
+            {
+                "level": c.claim.level.name,
+                "comment": c.claim.level.comment,
+                "relation": c.claim.relation,
+                "target": c.claim.target.name if c.claim.target else None,
+                "holds": c.holds,
+                "effective": c.effective,
+                "sections": list(c.sections),
+                "nested": list(c.nested),
+                "rules": list(c.rules),
+                "note": c.note,
+            }
+            for c in r.claims
+        ],
+    }
+
+
+def _group(verdicts: Iterable[RuleVerdict]) -> dict[tuple[str, str, str], list[RuleVerdict]]:
+    groups: dict[tuple[str, str, str], list[RuleVerdict]] = {}
+    for v in verdicts:
+        e = v.evidence
+        key = (
+            v.rule.id,
+            v.by,
+            f"{e.first.section.priority.name}/{e.then.section.priority.name}/{e.first.phase}/{e.then.phase}"
+            if e
+            else "",
+        )
+        groups.setdefault(key, []).append(v)
+    return groups
+
+
+def _rule_footer(rule: Rule) -> list[str]:
+    return [
+        f"      {rule.consequence.value}: {rule.symptom}",
+        f"      source: {'; '.join(rule.provenance)}",
+    ]
+
+
+_HEADINGS = {
+    Verdict.VIOLATED: "VIOLATED: some load order QEMU produces breaks the rule",
+    Verdict.TIE_FRAGILE: "TIE-FRAGILE: holds only by registration order (a -device reorder, hot-plug or replug breaks it)",
+    Verdict.GUARANTEED: "GUARANTEED",
+    Verdict.NOT_LIVE: "NOT LIVE in this VM",
+}
+
+
+def check_text(r: CheckResult, *, verbose: bool = False) -> str:
+    """``migorder check``: verdicts grouped, worst first, each with its evidence."""
+    lines = [
+        f"migorder check: {r.vm.name} from a QEMU {r.release.name} source "
+        f"(machine {r.order.machine_type}), {len(r.order.steps)} sections, {len(r.verdicts)} verdicts"
+    ]
+    hard = [b for b in r.blockers if not b.conditional]
+    soft = [b for b in r.blockers if b.conditional]
+    if hard:
+        lines.append("")
+        lines.append("BLOCKED: QEMU refuses to migrate this VM (the order below is what it would be)")
+        for b in hard:
+            lines.append(f"  {b.device}: {b.message}")
+            lines.append(f"      source: {b.source}")
+    if soft:
+        lines.append("")
+        lines.append("MAY BE BLOCKED, depending on the host device:")
+        for b in soft:
+            lines.append(f"  {b.device}: {b.message} — unless {b.conditional}")
+            lines.append(f"      source: {b.source}")
+    for verdict in (Verdict.VIOLATED, Verdict.TIE_FRAGILE, Verdict.GUARANTEED, Verdict.NOT_LIVE):
+        chosen = [v for v in r.verdicts if v.verdict is verdict]
+        if not chosen:
+            continue
+        lines.append("")
+        lines.append(f"{_HEADINGS[verdict]} ({len(chosen)})")
+        if verdict is Verdict.NOT_LIVE:
+            for v in chosen:
+                lines.append(f"  {v.rule.id}: {v.rule.first} → {v.rule.then} ({v.rule.condition} does not hold)")
+            continue
+        for (rule_id, by, _), group in _group(chosen).items():
+            v = group[0]
+            e = v.evidence
+            assert e is not None and v.instance is not None
+            count = f" ×{len(group)}" if len(group) > 1 else ""
+            lines.append(f"  {rule_id}{count}: {v.rule.title}")
+            thens = ", ".join(g.then_label for g in group[:4]) + (" ..." if len(group) > 4 else "")
+            lines.append(f"    {e.first.section.label} → {thens}  (by {by})")
+            lines.append(f"    {e.describe()}")
+            if e.total > 1:
+                after = f", {e.violating} of them load after" if e.violating else ""
+                lines.append(f"    judged by the last of {e.total} {v.rule.first} sections{after}")
+            if verdict is not Verdict.GUARANTEED or verbose:
+                lines.extend(_rule_footer(v.rule))
+    cyc = list(r.kind_cycles) + list(r.section_cycles)
+    lines.append("")
+    if cyc:
+        lines.append(f"CYCLES: no order satisfies these rules together ({len(cyc)})")
+        lines.extend(f"  {c.describe()}" for c in cyc)
+    else:
+        lines.append("Cycles: none")
+    if r.claims:
+        lines.append("")
+        lines.append(f"Enum claims (include/migration/vmstate.h, QEMU {r.release.name}):")
+        for c in r.claims:
+            mark = "ok" if c.holds and c.effective else ("INEFFECTIVE" if c.holds else "WRONG")
+            lines.append(f"  [{mark}] {c.claim.level.name}: \"{c.claim.level.comment}\": {c.note}")
+            if c.nested:
+                lines.append(f"        nested only: {', '.join(c.nested)}")
+    return "\n".join(lines)
+
+
+def section_name(s: Section) -> str:
+    """``idstr`` or ``idstr#instance``."""
+    return s.label
