@@ -88,7 +88,7 @@ class Diagram:
 
 def _group_key(p: Placement) -> tuple[int, int, str, str]:
     s = p.section
-    return (p.phase.index, -s.priority.value, s.kind, base_name(s.idstr))
+    return (PHASES.index(p.phase), -s.priority.value, s.kind, base_name(s.idstr))
 
 
 def build_diagram(result: CheckResult, *, group_at: int = 3, title: str = "") -> Diagram:
@@ -173,8 +173,11 @@ def build_diagram(result: CheckResult, *, group_at: int = 3, title: str = "") ->
         for _, label, s, count, phase in sorted(raw, key=lambda r: r[0])
     )
     edges: list[Edge] = []
-    for (src, dst), found in sorted(agg.items(), key=lambda kv: (int(kv[0][0][1:]),
-                                                                int(kv[0][1][1:]))):
+    def edge_order(kv: tuple[tuple[str, str], list[tuple[Verdict, str, str]]]) -> tuple[int, ...]:
+        (src, dst), found = kv
+        return (min(int(t[2][1:]) for t in found), int(src[1:]), int(dst[1:]))
+
+    for (src, dst), found in sorted(agg.items(), key=edge_order):
         worst_v, worst_by, _ = max(found, key=lambda t: (t[0].severity, t[1]))
         edge_tags = tuple(sorted({t for _, _, t in found}, key=lambda t: int(t[1:])))
         edges.append(Edge(src, dst, worst_v, worst_by, edge_tags, len(found),

@@ -1,0 +1,85 @@
+"""Plain-ASCII renderings that fit an 80-column mail: the diagram, the timeline, the history.
+
+Only ASCII characters (``x4096``, ``->``), no line longer than :data:`WIDTH`.
+"""
+
+from __future__ import annotations
+
+from ordering.render._text import VERDICT_MARKS, ascii_only, wrap
+from ordering.render.diagram import Diagram
+
+WIDTH = 78
+
+
+def _fill(head: str, items: list[str], width: int = WIDTH) -> list[str]:
+    """``head`` then ``items`` joined by two spaces, wrapped with a hanging indent.
+
+    >>> _fill("IOMMU (3)  ", ["iommu-intel", "apic x4"], 30)
+    ['IOMMU (3)  iommu-intel', '           apic x4']
+    """
+    lines: list[str] = []
+    cur = head
+    indent = " " * len(head)
+    for item in items:
+        for piece in wrap(item, width - len(indent)):
+            sep = "" if cur in (head, indent) else "  "
+            if len(cur) + len(sep) + len(piece) > width:
+                lines.append(cur.rstrip())
+                cur = indent
+                sep = ""
+            cur += sep + piece
+    lines.append(cur.rstrip())
+    return lines
+
+
+def diagram_ascii(d: Diagram) -> str:
+    """``d`` as text: one paragraph per phase, one line group per band, then the arrows.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.scenario import read_scenario
+    >>> from ordering.check import check
+    >>> from ordering.render.diagram import build_diagram
+    >>> k = load_knowledge()
+    >>> text = diagram_ascii(build_diagram(check(k, k.release("11.1"),
+    ...                                          read_scenario(k.scenarios["default"]))))
+    >>> max(len(line) for line in text.splitlines()) <= 80
+    True
+    """
+    lines: list[str] = []
+    lines.extend(wrap(ascii_only(d.title), WIDTH))
+    lines.append("=" * min(WIDTH, max(len(line) for line in lines)))
+    names = {n.id: ascii_only(n.label) for n in d.nodes}
+    head_w = max(len(f"{lvl.short} ({lvl.value})") for lvl in d.levels) + 2
+    for ph in d.phases:
+        members = [n for n in d.nodes if n.phase == ph]
+        if not members:
+            continue
+        lines.append("")
+        lines.append(f"[{ph.value} phase]  (MIG_PRI bands, high to low; [*] in a cycle)")
+        for lvl in d.levels:
+            band = [names[n.id] + (" [*]" if n.in_cycle else "") for n in members
+                    if n.level.value == lvl.value]
+            if not band and ph.value != "complete":
+                continue
+            head = f"  {lvl.short} ({lvl.value})".ljust(head_w + 2)
+            lines.extend(_fill(head, band or ["."]))
+    lines.append("")
+    lines.append("Must load before (first -> then):")
+    for e in d.edges:
+        mark = VERDICT_MARKS[e.verdict.value]
+        tag = ",".join(e.tags) + (f" x{e.pairs}" if e.pairs > 1 else "")
+        cyc = " [cycle]" if e.in_cycle else ""
+        text = (f"{names[e.source]} -> {names[e.target]}  {e.verdict.value} by {e.by}{cyc}")
+        lines.extend(_fill(f"  {mark:<3} {tag:<8} ", [text]))
+    lines.append("")
+    lines.append("Rules:")
+    for r in d.rules:
+        verdict = r.verdict.value + (f" by {r.by}" if r.by else "")
+        lines.extend(_fill(f"  {r.tag:<3} ", [f"{r.rule_id}: {verdict}",
+                                              ascii_only(f"- {r.evidence}")]))
+    for c in d.cycles:
+        lines.extend(_fill("  CYCLE ", [ascii_only(c)]))
+    lines.append("")
+    lines.append("  ok = guaranteed, TIE = tie-fragile (registration order decides),")
+    lines.append("  BAD = violated, -- = not live in this VM")
+    return "\n".join(lines) + "\n"
