@@ -8,9 +8,9 @@ from ordering.claims import ClaimCheck, check_claims
 from ordering.conditions import rule_instances
 from ordering.graph import Cycle, cycles, kind_graph, section_graph
 from ordering.model.knowledge import Knowledge
-from ordering.model.release import Release
 from ordering.model.machine import condition_holds
 from ordering.model.machine import machine_type_version as machine_version
+from ordering.model.release import Release
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
 from ordering.verdict import RuleVerdict, Verdict, judge

@@ -84,13 +84,13 @@ def check_claims(release: Release, rules: Iterable[Rule]) -> list[ClaimCheck]:
         sections = tuple(f.name for f in at_level if f.orders_stream)
         nested = tuple(f"{f.name} (inside {f.inside or '?'})" for f in at_level if not f.orders_stream)
         level_vmsds = {f.name for f in at_level}
-        def side(rule: Rule) -> str:
-            return rule.first if claim.relation == "before" else rule.then
+        def side(rule: Rule, relation: str = claim.relation) -> str:
+            return rule.first if relation == "before" else rule.then
 
         backing = tuple(
             r.id
             for r in rules
-            if (k := release.kinds.get(side(r))) is not None and level_vmsds & set(k.vmsds)
+            if ((k := release.kinds.get(side(r))) is not None and level_vmsds & set(k.vmsds))
             or (side(r) == "virtio-mem-bitmap" and level_vmsds & {"virtio-mem-device", "virtio-mem-device-early"})
         )
         if claim.target is None:

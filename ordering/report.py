@@ -61,7 +61,7 @@ def order_text(order: LoadOrder) -> str:
     unsent = [s for s in order.registered.sections if not s.sent]
     if unsent:
         lines.append(
-            f"registered but never sent (they take section_ids): "
+            "registered but never sent (they take section_ids): "
             + ", ".join(f"{s.label}={s.section_id}" for s in unsent)
         )
     return "\n".join(lines)
@@ -205,7 +205,8 @@ def check_text(r: CheckResult, *, verbose: bool = False) -> str:
         for (rule_id, by, _), group in _group(chosen).items():
             v = group[0]
             e = v.evidence
-            assert e is not None and v.instance is not None
+            assert e is not None
+            assert v.instance is not None
             count = f" ×{len(group)}" if len(group) > 1 else ""
             lines.append(f"  {rule_id}{count}: {v.rule.title}")
             thens = ", ".join(g.then_label for g in group[:4]) + (" ..." if len(group) > 4 else "")

@@ -46,10 +46,6 @@ class Placement:
     phase: Phase
     position: int
 
-    @property
-    def key(self) -> tuple[int, int, int]:
-        """The order QEMU loads by: phase, priority (higher first), registration."""
-        return (self.phase.index, -self.section.priority.value, self.section.section_id)
 
 
 @dataclass(frozen=True)
@@ -59,7 +55,8 @@ class Evidence:
     first: Placement
     then: Placement
     by: str
-    """``phase``, ``priority`` or ``registration``."""
+    """``phase``, ``priority``, ``registration``, or ``observed order`` when a stream shows an
+    order QEMU's sort would not produce."""
     violating: int = 0
     """How many firsts load after ``then``."""
     total: int = 1
@@ -72,6 +69,12 @@ class Evidence:
             return (
                 f"{f.label} loads in the {self.first.phase} phase, {t.label} in the "
                 f"{self.then.phase} phase"
+            )
+        if self.by == "observed order":
+            return (
+                f"in the observed order {f.label} is section #{self.first.position} and "
+                f"{t.label} #{self.then.position} ({f.priority.name} vs {t.priority.name}, "
+                f"{self.first.phase} vs {self.then.phase} phase)"
             )
         if self.by == "priority":
             return (
@@ -121,19 +124,29 @@ def placements(order: LoadOrder) -> dict[int, Placement]:
 
 
 def _judge(firsts: Sequence[Placement], then: Placement) -> tuple[Verdict, Evidence]:
-    worst = max(firsts, key=lambda p: p.key)
-    violating = sum(1 for p in firsts if p.key > then.key) if worst.key > then.key else 0
+    # Judge by where each section really loads: for a derived order that is QEMU's sort
+    # (phase, priority, registration); for an observed stream it is what the stream shows.
+    worst = max(firsts, key=lambda p: p.position)
+    late = worst.position > then.position
+    violating = sum(1 for p in firsts if p.position > then.position) if late else 0
     f, t = worst.section, then.section
     if worst.phase != then.phase:
         by = "phase"
+        model_says_late = worst.phase.rank > then.phase.rank
     elif f.priority.value != t.priority.value:
         by = "priority"
+        model_says_late = f.priority.value < t.priority.value
     else:
         by = "registration"
-    if worst.key > then.key:
+        model_says_late = f.section_id > t.section_id
+    if late != model_says_late:
+        # An observed order that QEMU's sort would not produce (an older source, a
+        # rewritten stream): the position in the stream is the evidence.
+        by = "observed order"
+    if late:
         verdict = Verdict.VIOLATED
-    elif by == "registration":
-        verdict = Verdict.TIE_FRAGILE
+    elif by in ("registration", "observed order"):
+        verdict = Verdict.TIE_FRAGILE if by == "registration" else Verdict.GUARANTEED
     else:
         verdict = Verdict.GUARANTEED
     return verdict, Evidence(worst, then, by, violating, len(firsts))

@@ -124,11 +124,6 @@ def test_reversed_sections_are_flagged(k: Knowledge) -> None:
     assert "against this release's priorities" in found[0].describe()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ordering/verdict.py judges by (phase, priority, section_id), not by the position "
-    "a stream shows; reported to the lead",
-)
 def test_reversing_two_sections_flips_the_verdict(k: Knowledge) -> None:
     stream = _swap(_stream(B), "0000:00:04.0/pcie-root-port", "iommu-intel")
     bus = _verdicts(k, observed_order(k, stream), "pci-bus-before-viommu")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import require
 from real_orders import CAPTURED, expected, load, release_of, vm_of
 from stream_helpers import real_streams_dir
 
-from conftest import require
 from ordering.order import derive
 from ordering.sources.models import load_knowledge
 

@@ -47,7 +47,7 @@ def _k(args: argparse.Namespace) -> Knowledge:
 def _releases(args: argparse.Namespace) -> int:
     k = _k(args)
     rels = sorted(k.releases.values(), key=lambda r: r.version)
-    data = []
+    data: list[dict[str, Any]] = []
     text: list[str] = []
     for r in rels:
         users = {
@@ -81,7 +81,8 @@ def _releases(args: argparse.Namespace) -> int:
             text.append(f"  {lvl.value:>2} {lvl.name:<22}{comment}" + (f"  ← {who}" if who else ""))
         if nested:
             text.append(f"  priority on a nested VMSD only (no effect): {', '.join(nested)}")
-        on = [f for f, v in data[-1]["features"].items() if v]
+        features: dict[str, bool] = data[-1]["features"]
+        on = [f for f, v in features.items() if v]
         text.append(f"  features: {', '.join(on) or 'none'}")
         text.append("")
     return _emit(args, data, text)

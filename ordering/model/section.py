@@ -16,7 +16,7 @@ class Phase(StrEnum):
     COMPLETE = "complete"
 
     @property
-    def index(self) -> int:
+    def rank(self) -> int:
         """0, 1, 2 in stream order."""
         return list(Phase).index(self)
 

@@ -125,7 +125,7 @@ class Table:
         got = type(self.data[key]).__name__
         return self.doc.error((*self.path, key), f"{key}: expected {what}, got {got}")
 
-    def str(self, key: str, default: Any = _MISSING, *, choices: tuple[str, ...] = ()) -> str:
+    def text(self, key: str, default: Any = _MISSING, *, choices: tuple[str, ...] = ()) -> str:
         """A string value (one of ``choices`` when given)."""
         value = self._get(key, default, "a string")
         if not isinstance(value, str):
@@ -136,21 +136,21 @@ class Table:
             )
         return value
 
-    def bool(self, key: str, default: Any = _MISSING) -> bool:
+    def flag(self, key: str, default: Any = _MISSING) -> bool:
         """A boolean value."""
         value = self._get(key, default, "true or false")
         if not isinstance(value, bool):
             raise self._bad(key, "true or false")
         return value
 
-    def int(self, key: str, default: Any = _MISSING) -> int:
+    def integer(self, key: str, default: Any = _MISSING) -> int:
         """An integer value."""
         value = self._get(key, default, "an integer")
         if isinstance(value, bool) or not isinstance(value, int):
             raise self._bad(key, "an integer")
         return value
 
-    def strs(self, key: str, default: Any = _MISSING) -> tuple[str, ...]:
+    def texts(self, key: str, default: Any = _MISSING) -> tuple[str, ...]:
         """A list of strings (a single string is taken as a list of one)."""
         value = self._get(key, default, "a list of strings")
         if isinstance(value, str):
@@ -174,7 +174,7 @@ class Table:
         for i, item in enumerate(value):
             yield Table(self.doc, item, (*self.path, key, i))
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         """The keys of this table."""
         return list(self.data)
 

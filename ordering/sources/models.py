@@ -74,11 +74,11 @@ def read_kinds(path: Path) -> dict[str, Kind]:
     top.reject_unknown({"kind"})
     kinds: dict[str, Kind] = {}
     table = top.table("kind", required=True)
-    for name in table.keys():
+    for name in table.names():
         t = table.table(name)
         t.reject_unknown({"description", "vmsds", "devices"})
         kinds[name] = Kind(
-            name, t.str("description", ""), t.strs("vmsds", ()), t.strs("devices", ())
+            name, t.text("description", ""), t.texts("vmsds", ()), t.texts("devices", ())
         )
     return kinds
 
@@ -100,34 +100,34 @@ def read_rules(path: Path, kinds: dict[str, Kind]) -> tuple[Rule, ...]:
     seen: set[str] = set()
     for t in top.tables("rule", required=True):
         t.reject_unknown(_RULE_KEYS)
-        rid = t.str("id")
+        rid = t.text("id")
         if rid in seen:
             raise doc.error((*t.path, "id"), f"id: expected a unique rule id, {rid!r} is repeated")
         seen.add(rid)
         sides = []
         for side in ("first", "then"):
-            value = t.str(side)
+            value = t.text(side)
             if value not in kinds and value not in SELECTORS:
                 known = ", ".join(sorted({*kinds, *SELECTORS}))
                 raise doc.error((*t.path, side), f"{side}: expected a kind ({known}), got {value!r}")
             sides.append(value)
-        condition = t.str("condition", "always", choices=tuple(CONDITIONS))
-        provenance = t.strs("provenance")
+        condition = t.text("condition", "always", choices=tuple(CONDITIONS))
+        provenance = t.texts("provenance")
         if not provenance:
             raise doc.error((*t.path, "provenance"), "provenance: expected at least one source")
         rules.append(
             Rule(
                 id=rid,
-                title=t.str("title"),
+                title=t.text("title"),
                 first=sides[0],
                 then=sides[1],
                 condition=condition,
-                consequence=Consequence(t.str("consequence", choices=_CONSEQUENCES)),
-                symptom=t.str("symptom"),
-                mechanism=t.str("mechanism", ""),
+                consequence=Consequence(t.text("consequence", choices=_CONSEQUENCES)),
+                symptom=t.text("symptom"),
+                mechanism=t.text("mechanism", ""),
                 provenance=provenance,
-                since=t.str("since", ""),
-                arch=t.str("arch", ""),
+                since=t.text("since", ""),
+                arch=t.text("arch", ""),
                 line=doc.line(*t.path),
             )
         )
@@ -142,26 +142,26 @@ _REG_KEYS = frozenset(
 
 def _registration(t: Table) -> RegistrationTemplate:
     t.reject_unknown(_REG_KEYS)
-    iterable = t.bool("iterable", False)
-    instance = t.str("instance", "auto")
+    iterable = t.flag("iterable", False)
+    instance = t.text("instance", "auto")
     if "instance_id" in t.data:
-        instance = str(t.int("instance_id")) if instance == "auto" else instance
+        instance = str(t.integer("instance_id")) if instance == "auto" else instance
     if instance not in ("auto", "cpu-index", "apic-id") and not instance.isdigit():
         raise t.doc.error(
             (*t.path, "instance"), f"instance: expected auto, cpu-index, apic-id or a number, got {instance!r}"
         )
-    when = t.str("when", "")
+    when = t.text("when", "")
     if not valid_condition(when):
         raise t.doc.error(
             (*t.path, "when"),
             f"when: expected conditions like 'machine>7.2' or 'gic-version=3' joined by &&, got {when!r}",
         )
     for key in ("since", "until"):
-        value = t.str(key, "")
+        value = t.text(key, "")
         if value and not all(p.isdigit() for p in value.split(".")):
             raise t.doc.error((*t.path, key), f"{key}: expected a release like '8.0', got {value!r}")
-    vmsd = t.str("vmsd")
-    idstr = t.str("idstr", vmsd)
+    vmsd = t.text("vmsd")
+    idstr = t.text("idstr", vmsd)
     if not idstr:
         raise t.doc.error(t.path, "expected a non-empty vmsd or idstr")
     # A handler (register_savevm_live) has no VMSD: it is known by its idstr's last part.
@@ -169,16 +169,16 @@ def _registration(t: Table) -> RegistrationTemplate:
     return RegistrationTemplate(
         vmsd=vmsd,
         idstr=idstr,
-        sent=t.bool("sent", True),
+        sent=t.flag("sent", True),
         iterable=iterable,
-        full=t.bool("full", not iterable),
+        full=t.flag("full", not iterable),
         instance=instance,
-        first_only=t.bool("first_only", False),
+        first_only=t.flag("first_only", False),
         when=when,
-        since=t.str("since", ""),
-        until=t.str("until", ""),
-        of=t.str("of", ""),
-        source=t.str("source", ""),
+        since=t.text("since", ""),
+        until=t.text("until", ""),
+        of=t.text("of", ""),
+        source=t.text("source", ""),
     )
 
 
@@ -197,20 +197,20 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
     top = root(doc)
     devices: dict[str, DeviceType] = {}
     table = top.table("device", required=True)
-    for name in table.keys():
+    for name in table.names():
         t = table.table(name)
         t.reject_unknown(_DEVICE_KEYS)
         devices[name] = DeviceType(
             name=name,
-            kind=t.str("kind"),
-            bus=t.str("bus", choices=("pci", "sysbus", "none", "cpu")),
-            provides_bus=t.str("provides_bus", "", choices=("", "pci", "pcie-port")),
-            first_slot=t.int("first_slot", 0),
+            kind=t.text("kind"),
+            bus=t.text("bus", choices=("pci", "sysbus", "none", "cpu")),
+            provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
+            first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
-            dma=t.bool("dma", False),
-            msi=t.bool("msi", False),
-            source=t.str("source"),
-            notes=t.str("notes", ""),
+            dma=t.flag("dma", False),
+            msi=t.flag("msi", False),
+            source=t.text("source"),
+            notes=t.text("notes", ""),
         )
     return devices
 
@@ -229,19 +229,19 @@ def read_machine(path: Path) -> MachineLayout:
     t.reject_unknown(_MACHINE_KEYS)
     options = t.table("options")
     return MachineLayout(
-        name=t.str("machine"),
-        aliases=t.strs("aliases"),
-        arch=t.str("arch"),
-        default_bus=t.str("default_bus"),
-        root_bus_kind=t.str("root_bus_kind", "pci"),
-        reserved_slots=t.strs("reserved_slots", ()),
+        name=t.text("machine"),
+        aliases=t.texts("aliases"),
+        arch=t.text("arch"),
+        default_bus=t.text("default_bus"),
+        root_bus_kind=t.text("root_bus_kind", "pci"),
+        reserved_slots=t.texts("reserved_slots", ()),
         boot=tuple(_registration(r) for r in t.tables("boot")),
         cpu=tuple(_registration(r) for r in t.tables("cpu")),
         platform=tuple(_registration(r) for r in t.tables("platform")),
         late=tuple(_registration(r) for r in t.tables("late")),
         hotplug_cpu=tuple(_registration(r) for r in t.tables("hotplug_cpu")),
         options={k: str(v) for k, v in options.data.items()},
-        source=t.str("source"),
+        source=t.text("source"),
         file=str(path),
     )
 
@@ -269,7 +269,7 @@ def read_release(
     doc = TomlDoc.read(path)
     t = root(doc)
     t.reject_unknown(_RELEASE_KEYS)
-    name = t.str("release")
+    name = t.text("release")
     version = t.data.get("version")
     if (
         not isinstance(version, list)
@@ -280,20 +280,20 @@ def read_release(
     ft = t.table("features")
     flags: dict[str, bool] = {}
     sources: dict[str, str] = {}
-    for key in ft.keys():
-        if key.endswith("_source") or key.endswith("_default"):
+    for key in ft.names():
+        if key.endswith(("_source", "_default")):
             sources[key] = str(ft.data[key])
             continue
         if key not in _FEATURES:
             raise doc.error(
                 ("features", key), f"unknown feature {key!r}; expected one of {', '.join(_FEATURES)}"
             )
-        flags[key] = ft.bool(key)
+        flags[key] = ft.flag(key)
     features = Features(**flags, sources=sources)
     levels: list[PriorityLevel] = []
     for p in t.tables("priority", required=True):
         p.reject_unknown({"name", "value", "comment", "source"})
-        levels.append(PriorityLevel(p.int("value"), p.str("name"), p.str("comment", ""), p.str("source", "")))
+        levels.append(PriorityLevel(p.integer("value"), p.text("name"), p.text("comment", ""), p.text("source", "")))
     values = [lvl.value for lvl in levels]
     if values != sorted(values) or len(set(values)) != len(values):
         raise doc.error(("priority",), "priority: expected levels lowest first with distinct values")
@@ -303,38 +303,38 @@ def read_release(
     vmsds: dict[str, VmsdFact] = {}
     for v in t.tables("vmsd"):
         v.reject_unknown({"name", "symbol", "file", "priority", "registration", "how", "inside", "source", "since"})
-        prio = v.str("priority", "")
+        prio = v.text("priority", "")
         if prio and not scheme.has(prio):
             raise doc.error((*v.path, "priority"), f"priority: expected a level of this release's enum, got {prio!r}")
         fact = VmsdFact(
-            name=v.str("name"),
-            symbol=v.str("symbol", ""),
-            file=v.str("file", ""),
+            name=v.text("name"),
+            symbol=v.text("symbol", ""),
+            file=v.text("file", ""),
             priority=prio,
-            registration=Registration(v.str("registration", choices=_REGISTRATIONS)),
-            how=v.str("how", ""),
-            inside=v.str("inside", ""),
-            source=v.str("source"),
+            registration=Registration(v.text("registration", choices=_REGISTRATIONS)),
+            how=v.text("how", ""),
+            inside=v.text("inside", ""),
+            source=v.text("source"),
         )
         vmsds[fact.name] = fact
     unmigratable: dict[str, Unmigratable] = {}
     for u in t.tables("unmigratable"):
         u.reject_unknown({"name", "symbol", "file", "device", "source"})
-        un = Unmigratable(u.str("name"), u.str("symbol", ""), u.str("file", ""), u.str("device", ""), u.str("source"))
+        un = Unmigratable(u.text("name"), u.text("symbol", ""), u.text("file", ""), u.text("device", ""), u.text("source"))
         unmigratable[un.name] = un
     blockers: list[BlockerFact] = []
     for b in t.tables("blocker"):
         b.reject_unknown({"device", "message", "source", "when", "with_kind", "conditional"})
-        when = b.str("when", "")
+        when = b.text("when", "")
         if not valid_condition(when):
             raise doc.error((*b.path, "when"), f"when: expected conditions like 'x-enable-migration!=on', got {when!r}")
-        with_kind = b.str("with_kind", "")
+        with_kind = b.text("with_kind", "")
         if with_kind and with_kind not in kinds:
             raise doc.error((*b.path, "with_kind"), f"with_kind: expected a kind of kinds.toml, got {with_kind!r}")
         blockers.append(
-            BlockerFact(b.str("device"), b.str("message"), b.str("source"), when, with_kind, b.str("conditional", ""))
+            BlockerFact(b.text("device"), b.text("message"), b.text("source"), when, with_kind, b.text("conditional", ""))
         )
-    mdir = machines_dir / t.str("machines")
+    mdir = machines_dir / t.text("machines")
     if not mdir.is_dir():
         raise doc.error(("machines",), f"machines: expected a folder {mdir} with machine layouts")
     machines = {}
@@ -344,13 +344,13 @@ def read_release(
     return Release(
         name=name,
         version=(version[0], version[1]),
-        source=t.str("source"),
+        source=t.text("source"),
         scheme=scheme,
         vmsds=vmsds,
         unmigratable=unmigratable,
         features=features,
         machines=machines,
-        machines_source=t.str("machines_source", ""),
+        machines_source=t.text("machines_source", ""),
         devices=devices,
         kinds=kinds,
         blockers=tuple(blockers),

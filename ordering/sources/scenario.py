@@ -38,7 +38,7 @@ def read_scenario(path: Path) -> Vm:
     t.reject_unknown(_KEYS)
     where = doc.where("command")
     try:
-        vm = parse_command_line(t.str("command"), where=f"{where} (command)", name=path.stem)
+        vm = parse_command_line(t.text("command"), where=f"{where} (command)", name=path.stem)
     except ScenarioError:
         raise
     except MigOrderError as exc:  # pragma: no cover - parse_command_line raises ScenarioError
@@ -50,11 +50,11 @@ def read_scenario(path: Path) -> Vm:
         if len(given) != 1:
             raise doc.error(h.path, "hotplug: expected exactly one of cpu, device, unplug")
         if "cpu" in h.data:
-            steps.append(HotplugStep(cpu=h.int("cpu")))
+            steps.append(HotplugStep(cpu=h.integer("cpu")))
         elif "device" in h.data:
-            steps.append(HotplugStep(device=device_from_text(h.str("device"), h.where("device"))))
+            steps.append(HotplugStep(device=device_from_text(h.text("device"), h.where("device"))))
         else:
-            steps.append(HotplugStep(unplug=h.str("unplug")))
+            steps.append(HotplugStep(unplug=h.text("unplug")))
     guest = t.table("guest").data
     return Vm(
         name=path.stem,
@@ -67,5 +67,5 @@ def read_scenario(path: Path) -> Vm:
         objects=vm.objects,
         guest=dict(guest),
         source=str(path),
-        description=t.str("description", ""),
+        description=t.text("description", ""),
     )
