@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         _synthetic(big, int(args.size_gib * (1 << 30)))
         gen_s = time.perf_counter() - t
         big_rows: dict[str, Any] = {"bytes": big.stat().st_size, "generate_s": round(gen_s, 2),
-                                    "plain": asdict(_ours(big, 2))}
+                                    "plain": asdict(_ours(big, 2)),
+                                    "qemu_plain": asdict(_qemu(script, big, 1))}
         if not args.no_xz and shutil.which("xz"):
             t = time.perf_counter()
             subprocess.run(["xz", "-T0", "-0", "-k", str(big)], check=True)
@@ -197,7 +198,17 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = {"nproc": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
                "analyze_migration": str(script)}
-    result = {"machine": machine, "real_and_compare": rows, "big_synthetic": big_rows}
+    readable = [r for r in rows
+                if r["qemu"]["ok"] and r["ours"]["ok"] and "synthetic" not in r["stream"]]
+    aggregate = {
+        "streams": len(readable),
+        "ours_run_s": round(sum(r["ours"]["run_s"] for r in readable), 4),
+        "qemu_run_s": round(sum(r["qemu"]["run_s"] for r in readable), 4),
+    }
+    if readable:
+        aggregate["speedup_run"] = round(aggregate["qemu_run_s"] / aggregate["ours_run_s"], 2)
+    result = {"machine": machine, "real_and_compare": rows, "aggregate_real": aggregate,
+              "big_synthetic": big_rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
 
@@ -215,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['stream']:34} {r['bytes'] / 2**20:6.1f} {o['run_s']:9.3f} {qrun:>9} "
               f"{xrun:>6} {o['wall_s']:9.3f} {qwall:>9} {xwall:>6} {o['max_rss_mb']:7.1f} "
               f"{q['max_rss_mb']:7.1f}" + ("" if q["ok"] else f"  qemu: {q['note'][:50]}"))
+    if readable:
+        print(f"real streams QEMU's script reads ({len(readable)}): ours {aggregate['ours_run_s']:.3f} s"
+              f", qemu {aggregate['qemu_run_s']:.3f} s, {aggregate['speedup_run']:.1f}x")
     b = big_rows
+    q = b["qemu_plain"]
+    if q["ok"]:
+        print(f"big synthetic, QEMU's script: {q['run_s']:.2f} s "
+              f"({q['run_s'] / b['plain']['run_s']:.1f}x ours), peak RSS {q['max_rss_mb']:.1f} MB")
     print(f"big synthetic: {b['bytes'] / 2**30:.2f} GiB plain: {b['plain']['run_s']:.2f} s, "
           f"peak RSS {b['plain']['max_rss_mb']:.1f} MB")
     if "xz" in b:

@@ -18,7 +18,7 @@ from ordering.errors import StreamFormatError
 CHUNK = 1 << 20
 """Bytes read from the underlying file at a time."""
 
-PREFETCH_LIMIT = 32 << 20
+PREFETCH_LIMIT = 16 << 20
 """A compressed stream at most this long (decompressed) is read once, into memory."""
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
