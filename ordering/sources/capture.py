@@ -157,7 +157,14 @@ async def _capture(
     await run.wait_socket(deadline)
     qmp = QMPClient("migorder")
     try:
-        await qmp.connect(str(run.sock))
+        while True:  # the socket file exists a moment before QEMU listens on it
+            try:
+                await qmp.connect(str(run.sock))
+                break
+            except QMPError:
+                if time.monotonic() > deadline or (run.proc and run.proc.poll() is not None):
+                    raise
+                await asyncio.sleep(0.02)
         ver = await _execute(qmp, "query-version")
         q = ver["qemu"]
         version = (int(q["major"]), int(q["minor"]), int(q["micro"]))
