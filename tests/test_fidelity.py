@@ -28,7 +28,8 @@ from ordering.sources.stream import read_stream
 
 pytestmark = pytest.mark.qemu
 
-BASE = "-nodefaults -display none -accel tcg -monitor none -serial none -m 64".split()
+BASE = ["-nodefaults", "-display", "none", "-accel", "tcg", "-monitor", "none", "-serial", "none",
+        "-m", "64"]
 X86 = "qemu-system-x86_64"
 ARM = "qemu-system-aarch64"
 RP1 = "-device pcie-root-port,id=rp1,chassis=1"
