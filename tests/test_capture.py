@@ -47,7 +47,7 @@ def test_empty_command_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_missing_binary(tmp_path: Path) -> None:
-    with pytest.raises(QemuRefused, match="cannot start .*No such file"):
+    with pytest.raises(QemuRefused, match=r"cannot start .*No such file"):
         capture_stream([str(tmp_path / "nope")], tmp_path / "x.mig")
 
 
