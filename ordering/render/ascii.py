@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ordering.render._text import VERDICT_MARKS, ascii_only, wrap
 from ordering.render.diagram import Diagram
+from ordering.render.timeline import Timeline
 
 WIDTH = 78
 
@@ -82,4 +83,39 @@ def diagram_ascii(d: Diagram) -> str:
     lines.append("")
     lines.append("  ok = guaranteed, TIE = tie-fragile (registration order decides),")
     lines.append("  BAD = violated, -- = not live in this VM")
+    return "\n".join(lines) + "\n"
+
+
+def timeline_ascii(t: Timeline) -> str:
+    """The timeline as text: one row per bar, its phase, lane and type, marks and links.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.scenario import read_scenario
+    >>> from ordering.check import check
+    >>> from ordering.render.timeline import build_timeline
+    >>> k = load_knowledge()
+    >>> r = check(k, k.release("11.1"), read_scenario(k.scenarios["default"]))
+    >>> text = timeline_ascii(build_timeline(r.order, result=r))
+    >>> max(len(line) for line in text.splitlines()) <= 80
+    True
+    """
+    lines = list(wrap(ascii_only(t.title), WIDTH))
+    lines.append("=" * min(WIDTH, max(len(line) for line in lines)))
+    marks: dict[int, list[str]] = {}
+    for m in t.marks:
+        marks.setdefault(m.at, []).append(f"<-{m.tag}")
+        if m.needs is not None:
+            marks.setdefault(m.needs, []).append(f"{m.tag}->")
+    pri_w = max(len(lvl.short) for lvl in t.levels)
+    lines.append(f"  {'#':>4}  {'phase':<8} {'priority':<{pri_w}}  {'type':<5}  section")
+    for i, b in enumerate(t.bars):
+        tail = ("  " + " ".join(marks[i])) if i in marks else ""
+        head = f"  {i:>4}  {b.phase.value:<8} {b.level.short:<{pri_w}}  {b.type:<5}  "
+        lines.extend(_fill(head, [ascii_only(b.label) + tail]))
+    if t.note or t.marks:
+        lines.append("")
+    for line in wrap(ascii_only(t.note), WIDTH - 2) if t.note else []:
+        lines.append("  " + line)
+    for m in t.marks:
+        lines.extend(_fill(f"  {m.tag:<4}", [ascii_only(m.text)]))
     return "\n".join(lines) + "\n"

@@ -247,6 +247,11 @@ def _route(edges: tuple[Edge, ...], placed: dict[str, Placed],
         p0, p1 = a.center, b.center
         others = [p.box for k, p in placed.items() if k not in (e.source, e.target)]
         rads = [r for r in _RADS if r != 0.0] if (e.target, e.source) in pairs else list(_RADS)
+        if abs(p0[1] - p1[1]) < 1.0 and e.source != e.target:
+            # Same row: leave and enter through the tops, arcing over the row.
+            p0, p1 = (p0[0], a.y + a.h), (p1[0], b.y + b.h)
+            up = -1.0 if p1[0] > p0[0] else 1.0
+            rads = [up * 0.45, up * 0.3, -up * 0.45]
         if e.source == e.target:
             p0, p1 = (a.x + a.w * 0.3, a.y + a.h), (a.x + a.w * 0.7, a.y + a.h)
             rads = [1.2]
@@ -264,7 +269,8 @@ def _route(edges: tuple[Edge, ...], placed: dict[str, Placed],
         cands: list[Box] = []
         for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78):
             px, py = bezier(*q, t)
-            for dx, dy in ((0, 0), (0, h), (0, -h), (w * 0.6, 0), (-w * 0.6, 0)):
+            for dx, dy in ((0, 0), (0, h), (0, -h), (w * 0.6, 0), (-w * 0.6, 0), (0, 2 * h),
+                           (0, -2 * h), (w, h), (-w, h), (0, 3 * h)):
                 cands.append(Box(px + dx - w / 2, py + dy - h / 2, w, h))
         boxes = [p.box for p in placed.values()]
         spot = free_spot(cands, [*boxes, *taken, *(t.box for t in tags)]) or cands[0]
