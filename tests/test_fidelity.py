@@ -20,7 +20,7 @@ from real_orders import vm_of
 from ordering.check import check_order
 from ordering.errors import QemuRefused
 from ordering.model.knowledge import Knowledge
-from ordering.order import derive
+from ordering.order import LoadOrder, derive
 from ordering.sources.capture import capture_stream
 from ordering.sources.models import load_knowledge
 from ordering.sources.observed import disagreements, observed_order
@@ -128,6 +128,16 @@ def test_derive_matches_real_qemu(k: Knowledge, c: Config, tmp_path: Path) -> No
     assert stream.machine_type == order.machine_type
     observed = observed_order(k, stream)
     assert disagreements(observed) == []
+    # The rules judged on what QEMU really sent agree with the rules judged on the prediction.
+    assert _verdicts(k, observed) == _verdicts(k, order)
+
+
+def _verdicts(k: Knowledge, order: LoadOrder) -> list[tuple[str, ...]]:
+    return sorted(
+        (v.rule.id, v.verdict.value, v.by, v.instance.then.idstr if v.instance else "",
+         v.first_label)
+        for v in check_order(k, order).verdicts
+    )
 
 
 @pytest.mark.parametrize("c", REFUSED, ids=[c.name for c in REFUSED])

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 from conftest import require
+from real_orders import release_of, vm_of
 from stream_helpers import ground_truth, real_streams
 
 from ordering.check import check_order
 from ordering.errors import UsageError
 from ordering.model.knowledge import Knowledge
-from ordering.order import LoadOrder
+from ordering.order import LoadOrder, derive
 from ordering.sources.models import load_knowledge
 from ordering.sources.observed import annotate, disagreements, observed_order, release_for_stream
 from ordering.sources.stream import Configuration, Stream, read_stream
@@ -188,3 +189,19 @@ def test_unknown_vmsd_is_other(k: Knowledge) -> None:
     dev = next(d for d in order.registered.devices if d.qdev_id == "0000:00:07.0")
     assert dev.type.name == ""
     assert dev.kind == "other"
+
+
+def _verdict_signature(k: Knowledge, order: LoadOrder) -> list[tuple[str, ...]]:
+    return sorted(
+        (v.rule.id, v.verdict.value, v.by, v.instance.then.idstr if v.instance else "",
+         v.first_label)
+        for v in check_order(k, order).verdicts
+    )
+
+
+@pytest.mark.parametrize("path", STREAMS, ids=IDS)
+def test_observed_and_derived_verdicts_agree(k: Knowledge, path: Path) -> None:
+    truth = ground_truth(path)
+    derived = derive(k.release(release_of(truth)), vm_of(truth))
+    observed = observed_order(k, read_stream(path))
+    assert _verdict_signature(k, observed) == _verdict_signature(k, derived)
