@@ -39,6 +39,7 @@ def stream_json(stream: Stream, order: LoadOrder) -> dict[str, object]:
     return {
         "file": stream.path,
         "machine": order.machine_type,
+        "machine_type": order.machine_type,
         "release": order.release.name,
         "sections": [a.as_json() for a in annotate(order)],
         "commands": [
