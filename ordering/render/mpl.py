@@ -20,7 +20,6 @@ RC: dict[str, Any] = {
     "font.monospace": [FONT],
     "path.simplify": False,
     "text.hinting": "none",
-    "text.hinting_factor": 1,
     "text.antialiased": True,
 }
 DPI = 110
