@@ -17,6 +17,9 @@ smmuv3 — ``vmstate_smmuv3`` (hw/arm/smmuv3.c) has no post-load walk: stream id
 computed at translation time, and the SMMUv3 refuses MAP notifiers, so there is no replay to
 VFIO. Its load reads nothing.
 
+Only a VFIO device that migrates (it registered its ``<path>/vfio`` section) counts: without
+one, QEMU blocks the migration and nothing is loaded.
+
 A guest that never enabled remapping (``[guest] iommu = false``) leaves DMAR off:
 ``vtd_switch_address_space`` then looks nothing up.
 """
@@ -88,6 +91,8 @@ def post_load(ctx: Ctx, section: Section) -> None:
         g = w.guest.device(dev.qdev_id)
         if dev.kind != "vfio" or g.dma != "translated" or not g.map_into:
             continue
+        if not any(s.kind == "vfio" for s in w.by_owner.get(dev.qdev_id, ())):
+            continue  # not migratable (7.2 without x-enable-migration=on): QEMU blocks migration
         vmem = w.devices[g.map_into]
         populated, bitmap = virtio_mem.is_populated(ctx, vmem)
         if not populated and bitmap is not None:
