@@ -17,7 +17,6 @@ from ordering.model.priority import PriorityLevel
 from ordering.model.section import Phase, Section
 from ordering.render._text import base_name
 from ordering.verdict import Placement, Verdict, placements
-from ordering.verdict import _judge as judge_pair  # one (first, then) pair, same evidence rules
 
 PHASES: tuple[Phase, ...] = (Phase.SETUP, Phase.ITERATE, Phase.COMPLETE)
 
@@ -86,6 +85,33 @@ class Diagram:
         raise KeyError(node_id)
 
 
+def pair_verdict(first: Placement, then: Placement) -> tuple[Verdict, str]:
+    """How one (first, then) pair of an instance fares, for colouring its own arrow.
+
+    The check judges an instance by its worst first; a diagram that groups sections draws
+    the other firsts too, each by where it loads: late is violated, a tie in phase and
+    priority is tie-fragile, else guaranteed by the phase or the priority.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> from ordering.order import derive
+    >>> k = load_knowledge()
+    >>> where = placements(derive(k.release("11.1"), parse_command_line("-machine q35 -smp 2")))
+    >>> apic0, apic1 = (p for p in where.values() if p.section.kind == "apic")
+    >>> pair_verdict(apic0, apic1)
+    (<Verdict.TIE_FRAGILE: 'tie-fragile'>, 'registration')
+    """
+    if first.phase != then.phase:
+        by = "phase"
+    elif first.section.priority.value != then.section.priority.value:
+        by = "priority"
+    else:
+        by = "registration"
+    if first.position > then.position:
+        return Verdict.VIOLATED, by
+    return (Verdict.TIE_FRAGILE if by == "registration" else Verdict.GUARANTEED), by
+
+
 def _group_key(p: Placement) -> tuple[int, int, str, str]:
     s = p.section
     return (PHASES.index(p.phase), -s.priority.value, s.kind, base_name(s.idstr))
@@ -152,9 +178,12 @@ def build_diagram(result: CheckResult, *, group_at: int = 3, title: str = "") ->
             pf = where.get(f.section_id)
             if pf is None:
                 continue
-            verdict, ev = judge_pair((pf,), then)
+            if v.evidence is not None and v.evidence.first.section.section_id == f.section_id:
+                verdict, by = v.verdict, v.by  # the engine's own word on the decisive pair
+            else:
+                verdict, by = pair_verdict(pf, then)
             agg[node_of[f.section_id], node_of[then.section.section_id]].append(
-                (verdict, ev.by, tags[v.rule.id]))
+                (verdict, by, tags[v.rule.id]))
 
     cycle_pairs: set[tuple[str, str]] = set()
     cycle_text: list[str] = []

@@ -114,7 +114,7 @@ def layout_history(h: History) -> Scene:
             rects.append(Rect(Box(x + 1, y + 1, CELL_W - 2, CELL_H - 2), color, z=1))
             text = cell.verdict.value + (f"\nby {cell.by}" if cell.by else "")
             labels.append(Label(x + CELL_W / 2, y + CELL_H / 2, "\n".join(
-                line for part in text.split("\n") for line in wrap(part, 13)), SIZE,
+                line for part in text.split("\n") for line in wrap(part, 18)), SIZE,
                 color="#ffffff", bold=cell.verdict is not Verdict.NOT_LIVE))
     labels.append(Label(MARGIN, top - grid_h - 8, legend, SIZE, color="#444444", ha="left",
                         va="top"))
