@@ -96,8 +96,9 @@ def blockers(order: LoadOrder) -> list[Blocker]:
 def check_order(knowledge: Knowledge, order: LoadOrder) -> CheckResult:
     """Judge an already derived (or observed) load order."""
     rules = knowledge.rules
-    verdicts = judge(order, rules)
-    instances = [i for insts in rule_instances(rules, order.registered).values() for i in insts]
+    found = rule_instances(rules, order.registered)
+    verdicts = judge(order, rules, found)
+    instances = [i for insts in found.values() for i in insts]
     return CheckResult(
         release=order.release,
         vm=order.vm,

@@ -41,12 +41,14 @@ class _View:
         self.sent = [s for s in reg.sections if s.sent]
         self.devices = {d.qdev_id: d for d in reg.devices}
         self.by_owner: dict[str, list[Section]] = {}
+        self.by_kind: dict[str, list[Section]] = {}
         for s in self.sent:
             self.by_owner.setdefault(s.owner, []).append(s)
+            self.by_kind.setdefault(s.kind, []).append(s)
         self.arch = reg.release.machine(reg.vm.machine)[0].arch
 
     def kind(self, kind: str) -> list[Section]:
-        return [s for s in self.sent if s.kind == kind]
+        return self.by_kind.get(kind, [])
 
     def device_sections(self, pred: Callable[[PlacedDevice], bool]) -> list[Section]:
         out: list[Section] = []
@@ -95,8 +97,11 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     viommus = v.kind("viommu")
     if not viommus:
         return
+    shared = tuple(viommus)
+    owners = {s.owner for s in viommus}
     for then in v.device_sections(lambda d: d.type.dma):
-        firsts = tuple(s for s in viommus if s.owner != then.owner)
+        # One shared tuple for every device that is not itself a vIOMMU: judged once.
+        firsts = shared if then.owner not in owners else tuple(s for s in viommus if s.owner != then.owner)
         if firsts:
             yield RuleInstance(rule, firsts, then, f"{then.owner} does DMA through the vIOMMU")
 

@@ -60,21 +60,36 @@ def kind_graph(rules: Iterable[Rule]) -> nx.DiGraph:
 def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
     """The graph over concrete sections (labels) from live rule instances.
 
-    Instances that share one tuple of firsts (every APIC before each VFIO device) share one
-    hub node, so 4096 APICs × 64 VFIO devices make 4160 edges, not 262144. Hubs are
-    ``("hub", n)`` tuples and vanish again in :func:`cycles`.
+    Only sections that are both a ``first`` and a ``then`` of some instance are kept: no other
+    section can lie on a cycle, and the graph exists to find cycles. Instances that share one
+    tuple of firsts share one hub node (4096 APICs × 64 VFIO devices would make 4160 edges,
+    not 262144). Hubs are ``("hub", n)`` tuples and vanish again in :func:`cycles`.
     """
     g = nx.DiGraph()
-    hubs: dict[int, tuple[str, int]] = {}
+    hubs: dict[tuple[str | int, ...], tuple[str, int]] = {}
+    instances = list(instances)
+    # Only a section that must load both before something and after something can lie on a
+    # cycle: keep the edges between such sections (a 100k-section VM keeps a handful).
+    befores = {f.section_id for inst in instances for f in inst.firsts}
+    afters = {inst.then.section_id for inst in instances}
+    both = befores & afters
     for inst in instances:
+        if inst.then.section_id not in both:
+            continue
+        firsts = tuple(f for f in inst.firsts if f.section_id in both)
+        if not firsts:
+            continue
+        if len(firsts) != len(inst.firsts):
+            inst = RuleInstance(inst.rule, firsts, inst.then, inst.why)
         then = inst.then.label
         if len(inst.firsts) == 1:
             _add(g, inst.firsts[0].label, then, inst.rule.id)
             continue
-        hub = hubs.get(id(inst.firsts))
+        key = (inst.rule.id, *(f.section_id for f in inst.firsts))
+        hub = hubs.get(key)
         if hub is None:
             hub = ("hub", len(hubs))
-            hubs[id(inst.firsts)] = hub
+            hubs[key] = hub
             for first in inst.firsts:
                 _add(g, first.label, hub, inst.rule.id)
         _add(g, hub, then, inst.rule.id)

@@ -19,6 +19,7 @@ from ordering.model.machine import (
     machine_type_version,
     version_tuple,
 )
+from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.section import LoadStep, Phase, Section, SectionType
 from ordering.model.vm import DeviceSpec, Vm
@@ -65,7 +66,10 @@ class LoadOrder:
 class _Registry:
     def __init__(self, release: Release, vm: Vm, machine_type: str, defaults: dict[str, str]) -> None:
         self.release = release
-        self.defaults = defaults
+        self.options = {**defaults, **vm.machine_options}
+        self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
+        self._priority: dict[str, PriorityLevel] = {}
+        self._early: dict[str, bool] = {}
         self.vm = vm
         self.machine_version = machine_type_version(machine_type)
         self.next_id = 0
@@ -90,11 +94,11 @@ class _Registry:
             return
         if t.until and rel.version >= version_tuple(t.until):
             return
-        opts = dict(self.defaults)
-        opts.update(self.vm.machine_options)
-        opts.update(options or {})
-        if not condition_holds(
-            t.when, release=rel.version, machine_version=self.machine_version, options=opts
+        if t.when and not condition_holds(
+            t.when,
+            release=rel.version,
+            machine_version=self.machine_version,
+            options={**self.options, **options} if options else self.options,
         ):
             return
         if "{path}" in t.idstr and not path:
@@ -115,25 +119,39 @@ class _Registry:
         used.add(instance)
         # A VMSD listed in kinds.toml has that kind; a device's other sections (a bridge's
         # PCIBUS, say) keep the device's kind only when it is not a rule kind.
-        section_kind = rel_kind(rel, t.vmsd) or (kind if kind and kind not in rel.kinds else "other")
+        section_kind = self.kind_of.get(t.vmsd) or (
+            kind if kind and kind not in rel.kinds else "other"
+        )
         self.sections.append(
             Section(
                 section_id=self.next_id,
                 idstr=idstr,
                 instance_id=instance,
                 vmsd=t.vmsd,
-                priority=rel.priority_of(t.vmsd),
+                priority=self._priority_of(t.vmsd),
                 kind=section_kind,
                 owner=owner,
                 iterable=t.iterable,
                 full=t.full,
                 sent=t.sent,
-                early_setup=rel.is_early_setup(t.vmsd),
+                early_setup=self._early_setup(t.vmsd),
                 hotplugged=hotplugged,
             )
         )
         self.owners[self.next_id] = owner
         self.next_id += 1
+
+    def _priority_of(self, vmsd: str) -> PriorityLevel:
+        level = self._priority.get(vmsd)
+        if level is None:
+            level = self._priority[vmsd] = self.release.priority_of(vmsd)
+        return level
+
+    def _early_setup(self, vmsd: str) -> bool:
+        early = self._early.get(vmsd)
+        if early is None:
+            early = self._early[vmsd] = self.release.is_early_setup(vmsd)
+        return early
 
     def remove_owner(self, owner: str) -> None:
         gone = [s for s in self.sections if s.owner == owner]
@@ -216,12 +234,13 @@ def register(release: Release, vm: Vm) -> Registered:
 def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
     dtype = reg.release.device(spec.driver)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
+    props = dict(spec.props) if spec.props else None
     for t in dtype.registers:
         reg.add(
             t,
             owner=dev.qdev_id,
             path=dev.path,
-            options=dict(spec.props),
+            options=props,
             kind=dtype.kind,
             hotplugged=hotplugged,
         )
@@ -233,25 +252,31 @@ def list_order(sections: tuple[Section, ...]) -> list[Section]:
     return sorted(sections, key=lambda s: (-s.priority.value, s.section_id))
 
 
+_FULL, _START, _PART, _END = SectionType.FULL, SectionType.START, SectionType.PART, SectionType.END
+_SETUP, _ITERATE, _COMPLETE = Phase.SETUP, Phase.ITERATE, Phase.COMPLETE
+
+
 def _steps(ordered: list[Section], early_first: bool) -> Iterator[LoadStep]:
+    iterable = [s for s in ordered if s.iterable]
     if early_first:
         for s in ordered:
             if s.early_setup and s.full:
-                yield LoadStep(s, SectionType.FULL, Phase.SETUP)
-    for s in ordered:
-        if s.early_setup and s.full and not early_first:
-            yield LoadStep(s, SectionType.FULL, Phase.SETUP)
-        if s.iterable:
-            yield LoadStep(s, SectionType.START, Phase.SETUP)
-    for s in ordered:
-        if s.iterable:
-            yield LoadStep(s, SectionType.PART, Phase.ITERATE)
-    for s in ordered:
-        if s.iterable:
-            yield LoadStep(s, SectionType.END, Phase.COMPLETE)
+                yield LoadStep(s, _FULL, _SETUP)
+        for s in iterable:
+            yield LoadStep(s, _START, _SETUP)
+    else:
+        for s in ordered:
+            if s.early_setup and s.full:
+                yield LoadStep(s, _FULL, _SETUP)
+            if s.iterable:
+                yield LoadStep(s, _START, _SETUP)
+    for s in iterable:
+        yield LoadStep(s, _PART, _ITERATE)
+    for s in iterable:
+        yield LoadStep(s, _END, _COMPLETE)
     for s in ordered:
         if s.full and not s.early_setup:
-            yield LoadStep(s, SectionType.FULL, Phase.COMPLETE)
+            yield LoadStep(s, _FULL, _COMPLETE)
 
 
 def derive(release: Release, vm: Vm) -> LoadOrder:

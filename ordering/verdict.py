@@ -14,13 +14,14 @@ the one that loads last.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ordering.conditions import RuleInstance, rule_instances
 from ordering.model.rule import Rule
-from ordering.model.section import Phase, Section
+from ordering.model.section import Phase, Section, SectionType
 from ordering.order import LoadOrder
 
 
@@ -38,7 +39,7 @@ class Verdict(StrEnum):
         return {"not-live": 0, "guaranteed": 1, "tie-fragile": 2, "violated": 3}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where a section loads: phase, position in the load order, priority."""
 
@@ -113,22 +114,38 @@ class RuleVerdict:
         return self.rule.then
 
 
+_FULL = SectionType.FULL
+
+
 def placements(order: LoadOrder) -> dict[int, Placement]:
     """section_id → where its state is loaded (its FULL section; START for iterable-only)."""
     out: dict[int, Placement] = {}
     for i, step in enumerate(order.steps):
         sid = step.section.section_id
-        if step.type.value == "FULL" or sid not in out:
+        if step.type is _FULL or sid not in out:
             out[sid] = Placement(step.section, step.phase, i)
     return out
 
 
-def _judge(firsts: Sequence[Placement], then: Placement) -> tuple[Verdict, Evidence]:
+@dataclass(frozen=True)
+class _Firsts:
+    """The firsts of an instance, indexed once however many instances share them."""
+
+    worst: Placement
+    positions: tuple[int, ...]
+    """Sorted load positions."""
+
+    @classmethod
+    def of(cls, firsts: Sequence[Placement]) -> _Firsts:
+        return cls(max(firsts, key=lambda p: p.position), tuple(sorted(p.position for p in firsts)))
+
+
+def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, Evidence]:
     # Judge by where each section really loads: for a derived order that is QEMU's sort
     # (phase, priority, registration); for an observed stream it is what the stream shows.
-    worst = max(firsts, key=lambda p: p.position)
+    worst = group.worst
     late = worst.position > then.position
-    violating = sum(1 for p in firsts if p.position > then.position) if late else 0
+    violating = len(group.positions) - bisect_right(group.positions, then.position) if late else 0
     f, t = worst.section, then.section
     if worst.phase != then.phase:
         by = "phase"
@@ -149,10 +166,14 @@ def _judge(firsts: Sequence[Placement], then: Placement) -> tuple[Verdict, Evide
         verdict = Verdict.TIE_FRAGILE if by == "registration" else Verdict.GUARANTEED
     else:
         verdict = Verdict.GUARANTEED
-    return verdict, Evidence(worst, then, by, violating, len(firsts))
+    return verdict, Evidence(worst, then, by, violating, len(group.positions))
 
 
-def judge(order: LoadOrder, rules: Iterable[Rule]) -> list[RuleVerdict]:
+def judge(
+    order: LoadOrder,
+    rules: Iterable[Rule],
+    instances: dict[str, list[RuleInstance]] | None = None,
+) -> list[RuleVerdict]:
     """Every live instance of ``rules`` in ``order``, judged; one ``not-live`` entry per rule
     with no instance.
 
@@ -170,23 +191,26 @@ def judge(order: LoadOrder, rules: Iterable[Rule]) -> list[RuleVerdict]:
     """
     where = placements(order)
     rules = list(rules)
-    found = rule_instances(rules, order.registered)
+    found = instances if instances is not None else rule_instances(rules, order.registered)
     out: list[RuleVerdict] = []
-    cache: dict[int, list[Placement]] = {}
+    cache: dict[int, _Firsts | None] = {}
     for rule in rules:
         instances = found.get(rule.id, [])
         if not instances:
             out.append(RuleVerdict(rule, Verdict.NOT_LIVE, "", None, None))
             continue
         for inst in instances:
-            firsts = cache.get(id(inst.firsts))
-            if firsts is None:
-                firsts = [where[s.section_id] for s in inst.firsts if s.section_id in where]
-                cache[id(inst.firsts)] = firsts
+            # Instances share their tuple of firsts (every APIC before each VFIO device), and
+            # `found` keeps every tuple alive, so its id is a safe key here.
+            key = id(inst.firsts)
+            if key not in cache:
+                placed = [where[s.section_id] for s in inst.firsts if s.section_id in where]
+                cache[key] = _Firsts.of(placed) if placed else None
+            group = cache[key]
             then = where.get(inst.then.section_id)
-            if then is None or not firsts:
+            if then is None or group is None:
                 continue
-            verdict, evidence = _judge(firsts, then)
+            verdict, evidence = _judge(group, then)
             out.append(RuleVerdict(rule, verdict, evidence.by, inst, evidence))
     return out
 

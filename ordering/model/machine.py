@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class RegistrationTemplate:
     source: str = ""
 
 
+@cache
 def version_tuple(text: str) -> tuple[int, int]:
     """``"7.2"`` → ``(7, 2)``; ``"11.1.3"`` → ``(11, 1)``.
 

@@ -7,6 +7,7 @@ name and compares values only within one release's scheme.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from ordering.errors import UnknownName
 
@@ -54,18 +55,21 @@ class PriorityScheme:
     levels: tuple[PriorityLevel, ...]
     zero_is_default: bool = False
 
+    @cached_property
+    def _by_name(self) -> dict[str, PriorityLevel]:
+        return {lvl.name: lvl for lvl in self.levels}
+
     def level(self, name: str) -> PriorityLevel:
         """The level called ``name`` (``MIG_PRI_IOMMU`` or ``IOMMU``)."""
-        full = name if name.startswith("MIG_PRI_") else f"MIG_PRI_{name}"
-        for lvl in self.levels:
-            if lvl.name == full:
-                return lvl
+        found = self._by_name.get(name) or self._by_name.get(f"MIG_PRI_{name}")
+        if found is not None:
+            return found
         known = ", ".join(lvl.name for lvl in self.levels)
         raise UnknownName(f"no priority {name!r} in this release; it has {known}")
 
     def has(self, name: str) -> bool:
         """Whether this release's enum has the level ``name``."""
-        return any(lvl.name == name for lvl in self.levels)
+        return name in self._by_name
 
     @property
     def default(self) -> PriorityLevel:

@@ -30,7 +30,7 @@ class SectionType(StrEnum):
     FULL = "FULL"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Section:
     """One SaveStateEntry of a VM: what QEMU registered, with the priority it sorts by."""
 
@@ -54,7 +54,7 @@ class Section:
         return self.idstr if self.instance_id == 0 else f"{self.idstr}#{self.instance_id}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LoadStep:
     """One section as the destination reads it: its type and phase."""
 

@@ -1,0 +1,171 @@
+"""How `migorder check` scales: synthetic VMs of 100 to 100k sections, full rule base.
+
+Each tier is a QEMU command line (q35, newest bundled release) built to reach a section count:
+vCPUs bring cpu_common, cpu and apic sections; root ports a bridge and a PCIBUS section;
+devices behind pci-bridges one section each; VFIO devices an iterable handler. Every tier is
+checked in a fresh subprocess (so peak RSS is the tier's own), three times, best time kept.
+
+The reference is one networkx topological sort of the same constraint graph: every
+must-load-before pair of every live rule instance, expanded (4096 APICs × 64 VFIO devices
+are 262144 edges), plus the hub-compressed graph migorder itself builds for cycles.
+
+Prints a table and writes benchmarks/results/check_scale.json. Never asserts a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "check_scale.json"
+
+
+def command_line(cpus: int, ports: int, vfio: int, bridged: int) -> list[str]:
+    """A q35 command line with that many vCPUs, PCIe ports, VFIO devices and bridged NICs.
+
+    Root ports sit eight to a slot (multifunction), as large q35 configurations do; ports
+    beyond the root bus's 30 free slots hang off a PCIe switch. Bridged NICs fill trees of
+    pcie-pci-bridge → pci-bridge → 31 devices on the ports the VFIO devices leave free
+    (synthetic beyond QEMU's 256 buses, to reach 40k and 100k sections).
+    """
+    args = ["-machine", "q35", "-smp", f"{cpus},maxcpus={cpus}", "-m", "4G",
+            "-device", "intel-iommu,intremap=on,caching-mode=on"]
+    names: list[str] = []
+    on_root = min(ports, 30 * 8 - 1)
+    for i in range(on_root):
+        slot, fn = 1 + i // 8, i % 8
+        multi = ",multifunction=on" if fn == 0 else ""
+        args += ["-device", f"pcie-root-port,id=rp{i},chassis={i + 1},addr={slot:#x}.{fn}{multi}"]
+        names.append(f"rp{i}")
+    if ports > on_root:
+        args += ["-device", f"pcie-root-port,id=rpsw,chassis={on_root + 1},addr=0x1e.7",
+                 "-device", "x3130-upstream,id=up0,bus=rpsw"]
+        for i in range(ports - on_root):
+            args += ["-device", f"xio3130-downstream,id=dp{i},bus=up0,chassis={on_root + 2 + i},slot={i}"]
+            names.append(f"dp{i}")
+    for i in range(vfio):
+        args += ["-device", f"vfio-pci,host=0000:{0x40 + i // 8:02x}:00.{i % 8},id=vf{i},bus={names[i]}"]
+    free = iter(names[vfio:])
+    placed = 0
+    tree = 0
+    while placed < bridged:
+        port = next(free)
+        args += ["-device", f"pcie-pci-bridge,id=pb{tree},bus={port}"]
+        for b in range(31):
+            if placed >= bridged:
+                break
+            args += ["-device", f"pci-bridge,id=br{tree}x{b},bus=pb{tree},addr={b + 1:#x},chassis_nr={tree * 32 + b + 1}"]
+            for slot in range(min(31, bridged - placed)):
+                args += ["-device", f"virtio-net-pci,bus=br{tree}x{b},addr={slot + 1:#x},disable-legacy=on,iommu_platform=on"]
+                placed += 1
+        tree += 1
+    return args
+
+
+TIERS: dict[str, tuple[int, int, int, int]] = {
+    # name: (vCPUs, PCIe ports, VFIO devices, bridged virtio-net devices)
+    "100": (8, 8, 4, 20),
+    "1k": (200, 32, 16, 300),
+    "13k": (4096, 255, 64, 0),
+    "40k": (4096, 255, 64, 26300),
+    "100k": (4096, 255, 64, 84700),
+}
+
+
+def _child(tier: str) -> dict[str, Any]:
+    import networkx as nx
+
+    from ordering.check import check
+    from ordering.conditions import rule_instances
+    from ordering.graph import section_graph
+    from ordering.order import derive
+    from ordering.sources.cmdline import parse_command_line
+    from ordering.sources.models import load_knowledge
+
+    k = load_knowledge()
+    release = k.newest
+    vm = parse_command_line(command_line(*TIERS[tier]), name=f"tier-{tier}")
+    times = []
+    result = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        result = check(k, release, vm)
+        times.append(time.perf_counter() - t0)
+    assert result is not None
+    # Peak RSS of parsing, deriving and checking, before the reference graphs are built.
+    peak_check_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    order = derive(release, vm)
+    instances = [i for v in rule_instances(k.rules, order.registered).values() for i in v]
+    full = nx.DiGraph()
+    full.add_nodes_from(s.section_id for s in order.registered.sections)
+    for inst in instances:
+        for f in inst.firsts:
+            full.add_edge(f.section_id, inst.then.section_id)
+    t0 = time.perf_counter()
+    list(nx.topological_sort(full))
+    topo_full = time.perf_counter() - t0
+    hub = section_graph(instances)
+    hub.add_nodes_from(s.label for s in order.registered.sections)
+    t0 = time.perf_counter()
+    list(nx.topological_sort(hub))
+    topo_hub = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    derive(release, vm)
+    derive_s = time.perf_counter() - t0
+    return {
+        "tier": tier,
+        "sections": len(order.registered.sections),
+        "sent": len(order.steps),
+        "rule_verdicts": len(result.verdicts),
+        "constraint_edges": full.number_of_edges(),
+        "hub_edges": hub.number_of_edges(),
+        "check_seconds": min(times),
+        "derive_seconds": derive_s,
+        "topo_sort_seconds": topo_full,
+        "topo_sort_hub_seconds": topo_hub,
+        "ratio_to_topo_sort": min(times) / topo_full if topo_full else None,
+        "peak_rss_mb": peak_check_mb,
+        "peak_rss_with_reference_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "exit_code": result.exit_code,
+    }
+
+
+def main() -> None:
+    """Run every tier in a subprocess, print the table, write the JSON."""
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(_child(sys.argv[2])))
+        return
+    rows = []
+    for tier in TIERS:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", tier], capture_output=True, text=True, check=True
+        )
+        rows.append(json.loads(out.stdout))
+    header = f"{'tier':>5} {'sections':>9} {'verdicts':>8} {'edges':>8} {'check s':>8} {'topo s':>8} {'ratio':>6} {'RSS MB':>7}"
+    print(header)
+    for r in rows:
+        print(
+            f"{r['tier']:>5} {r['sections']:>9} {r['rule_verdicts']:>8} {r['constraint_edges']:>8} "
+            f"{r['check_seconds']:>8.3f} {r['topo_sort_seconds']:>8.3f} {r['ratio_to_topo_sort']:>6.2f} "
+            f"{r['peak_rss_mb']:>7.0f}"
+        )
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": machine, "tiers": rows}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
