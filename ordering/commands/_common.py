@@ -43,7 +43,7 @@ def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
     if qemu_args and scenario:
         raise UsageError(f"give a scenario ({scenario!r}) or a QEMU command line after --, not both")
     if qemu_args:
-        return parse_command_line(qemu_args)
+        return parse_command_line(qemu_args, require_nodefaults=True)
     name = scenario or "default"
     if name in k.scenarios:
         return read_scenario(k.scenarios[name])

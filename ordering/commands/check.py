@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ordering.check import CheckResult, check, check_order
 from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
-from ordering.errors import UsageError
+from ordering.errors import QemuRefused, UsageError
 from ordering.report import check_dict, check_text
 
 
@@ -46,11 +46,17 @@ def _observed(args: argparse.Namespace) -> CheckResult:
             raise UsageError("--capture needs a QEMU command line after -- (binary first)")
         with tempfile.TemporaryDirectory(prefix="migorder-") as tmp:
             out = Path(tmp) / "capture.mig"
-            capture_stream(args.qemu_args, out)
+            captured = capture_stream(args.qemu_args, out)
             stream = read_stream(out)
+        # The binary that ran decides the order, not the machine type it was given.
+        if release is None and captured.release in k.releases:
+            release = k.release(captured.release)
     else:
         stream = read_stream(args.stream)
     return check_order(k, observed_order(k, stream, release))
+
+
+_BLOCKER_WORDS = ("blocked", "not supported", "doesn't support migration", "non-migratable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
     if args.stream is not None or args.capture:
         if args.scenario or (args.qemu_args and not args.capture):
             raise UsageError("--stream audits a stream: give no scenario or QEMU command line with it")
-        result = _observed(args)
+        try:
+            result = _observed(args)
+        except QemuRefused as exc:
+            if not any(w in str(exc) for w in _BLOCKER_WORDS):
+                raise
+            # A migration blocker is a finding about the VM, as in a derived check.
+            print(f"BLOCKED: QEMU refuses to migrate this VM: {exc}")
+            return 1
     else:
         k = knowledge(args)
         result = check(k, resolve_release(args, k), resolve_vm(args, k))

@@ -124,13 +124,20 @@ def _smp(text: str, origin: str) -> Topology:
 
 
 def parse_command_line(
-    argv: Sequence[str] | str, *, where: str = "command line", name: str = "command-line"
+    argv: Sequence[str] | str,
+    *,
+    where: str = "command line",
+    name: str = "command-line",
+    require_nodefaults: bool = False,
 ) -> Vm:
     """Build a :class:`Vm` from QEMU arguments (with or without the binary's name first).
 
+    With ``require_nodefaults`` (what the CLI and scenario files use), a command line without
+    ``-nodefaults`` is refused: QEMU's default devices are not modelled.
+
     Examples
     --------
-    >>> vm = parse_command_line("qemu-system-x86_64 -machine q35 -smp 2 -device e1000e,id=n0")
+    >>> vm = parse_command_line("qemu-system-x86_64 -nodefaults -machine q35 -smp 2 -device e1000e,id=n0")
     >>> vm.machine, vm.topology.cpus, vm.devices[0].driver, vm.devices[0].id
     ('q35', 2, 'e1000e', 'n0')
     """
@@ -203,6 +210,13 @@ def parse_command_line(
             )
     if not machine:
         raise ScenarioError(where, "expected -machine TYPE (migorder has no default machine)")
+    if require_nodefaults and "-nodefaults" not in args and "--nodefaults" not in args:
+        raise ScenarioError(
+            where,
+            "expected -nodefaults: without it QEMU adds default devices (a NIC, VGA, serial ...) "
+            "that migorder does not predict; add -nodefaults (libvirt always does) and give every "
+            "device with -device",
+        )
     return Vm(
         name=name,
         machine=machine,

@@ -38,7 +38,9 @@ def read_scenario(path: Path) -> Vm:
     t.reject_unknown(_KEYS)
     where = doc.where("command")
     try:
-        vm = parse_command_line(t.text("command"), where=f"{where} (command)", name=path.stem)
+        vm = parse_command_line(
+            t.text("command"), where=f"{where} (command)", name=path.stem, require_nodefaults=True
+        )
     except ScenarioError:
         raise
     except MigOrderError as exc:  # pragma: no cover - parse_command_line raises ScenarioError
