@@ -71,7 +71,7 @@ def move(order: LoadOrder, label: str, before: str) -> LoadOrder:
     >>> k = load_knowledge()
     >>> o = derive(k.release("10.2"), parse_command_line(
     ...     "-machine q35 -device intel-iommu -device pcie-root-port,id=rp0"))
-    >>> [s.section.idstr for s in move(o, "iommu-intel", "0000:00:01.0/pcie-root-port").full][:2]
+    >>> [s.section.idstr for s in move(o, "iommu-intel", "0000:00:01.0/pcie-root-port").full][1:3]
     ['iommu-intel', '0000:00:01.0/pcie-root-port']
     """
     a, b = find_section(order, label), find_section(order, before)

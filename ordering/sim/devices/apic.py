@@ -55,7 +55,12 @@ def single_vcpu(ctx: Ctx, target: int) -> tuple[bool, Section | None]:
     topo = w.order.vm.topology
     g = w.guest
     t_id = topo.apic_id(target)
-    dest = t_id if g.msi_mode == "physical" else logical_id(t_id, g.x2apic, target)
+    if g.msi_mode == "physical":
+        dest = t_id
+    elif g.x2apic:
+        dest = logical_id(t_id, True, target)
+    else:
+        dest = logical_id(t_id, False, target) >> 24  # the 8-bit MDA of xAPIC flat mode
     matches = 0
     target_section = w.apic(target)
     for cpu in g.cpus:
