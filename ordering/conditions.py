@@ -93,6 +93,21 @@ def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         )
 
 
+def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
+    if not v.kind("viommu"):
+        return
+    bridge_sections: dict[str, list[Section]] = {}
+    for s in v.kind("pci-bridge"):
+        bridge_sections.setdefault(s.owner, []).append(s)
+    for then in v.device_sections(lambda d: d.type.dma and bool(d.bridges)):
+        dev = v.devices[then.owner]
+        firsts = tuple(s for b in dev.bridges for s in bridge_sections.get(b, []))
+        if firsts:
+            yield RuleInstance(
+                rule, firsts, then, f"{then.owner} is behind {', '.join(dev.bridges)} and DMA is translated"
+            )
+
+
 def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     viommus = v.kind("viommu")
     if not viommus:
@@ -153,6 +168,7 @@ def _msi_through_its(rule: Rule, v: _View) -> Iterable[RuleInstance]:
 CONDITIONS: dict[str, Callable[[Rule, _View], Iterable[RuleInstance]]] = {
     "always": _always,
     "bridge-above-translated-device": _bridge_above_translated,
+    "bridge-above-this-translated-device": _bridge_above_this_device,
     "translated-by-viommu": _translated_by_viommu,
     "vfio-maps-through-viommu": _vfio_maps_through_viommu,
     "vfio-msi-x86": _vfio_msi_x86,

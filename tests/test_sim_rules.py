@@ -25,11 +25,10 @@ from ordering.sources.scenario import read_scenario
 
 K = load_knowledge()
 
-# A bridge loaded after a virtio device with iommu_platform=on, while the vIOMMU loaded before
-# it: the translation at virtio_load reads bus 0 and fails with "Cannot map desc" (error). The
-# only rule this order breaks is pci-bus-before-viommu (bridge after the vIOMMU), whose
-# consequence is "silent" and whose `then` is the vIOMMU, not the device.
-KNOWN_UNMATCHED = {("Cannot map desc", "pci-bridge")}
+# Once known: a bridge loaded after a virtio device with iommu_platform=on fails the device's
+# translation ("Cannot map desc", error) and broke only pci-bus-before-viommu (silent, then =
+# the vIOMMU). The rules were incomplete: pci-bus-before-dma-devices now covers it.
+KNOWN_UNMATCHED: set[tuple[str, str]] = set()
 
 
 def _pos(order: LoadOrder) -> dict[int, int]:
@@ -132,13 +131,14 @@ def test_rules_without_a_behaviour_are_known() -> None:
     # vfio-before-container (CPR, 10.1): no bundled machine or device registers the
     # 'vfio-container' VMSD, so no VM can violate it and the simulator has no behaviour for it.
     covered = {
-        "pci-bus-before-viommu", "virtio-mem-before-viommu", "viommu-before-dma-devices",
+        "pci-bus-before-viommu", "pci-bus-before-dma-devices", "virtio-mem-before-viommu",
+        "viommu-before-dma-devices",
         "apic-before-vfio", "gicv3-before-its", "its-before-msi-devices",
     }
     assert {r.id for r in K.rules} - covered == {"vfio-before-container"}
 
 
-def test_known_disagreement_bridge_after_translated_virtio_device() -> None:
+def test_bridge_after_translated_virtio_device_breaks_pci_bus_before_dma_devices() -> None:
     vm = read_scenario(K.scenarios["hazard-bus-before-viommu"])
     # the vIOMMU first, root port rp1 last: virtio-net (behind rp1) loads between them
     order = move(derive(K.release("11.1"), vm), "iommu-intel", "0000:00:01.0/pcie-root-port")
@@ -146,3 +146,6 @@ def test_known_disagreement_bridge_after_translated_virtio_device() -> None:
     trace = simulate(K.release("11.1"), vm, order)
     got = {(f.consequence.value, f.message[:15], f.section.label, f.needs.label) for f in trace.failures}
     assert ("error", "Cannot map desc", "0000:00:02.0:00.0/virtio-net", "0000:00:02.0/pcie-root-port") in got
+    for f in trace.failures:
+        if f.message.startswith("Cannot map desc"):
+            assert explain(order, f) == ("pci-bus-before-dma-devices", "exact")

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ordering.errors import ModelError
+from ordering.errors import InputError, ModelError
 
 KeyPath = tuple[str | int, ...]
 
@@ -24,13 +24,48 @@ def _split_key(text: str) -> tuple[str, ...]:
     return tuple(a or b or c for a, b, c in _PART.findall(text))
 
 
+_INLINE_KEY = re.compile(r'(?:^|[{,])\s*("[^"]*"|[A-Za-z0-9_-]+)\s*=')
+
+
+def _depth(line: str) -> int:
+    """Brackets opened minus closed on ``line``, outside strings and comments."""
+    depth = 0
+    quote = ""
+    for c in line:
+        if quote:
+            if c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#":
+            break
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+    return depth
+
+
 def _index(text: str) -> dict[KeyPath, int]:
     index: dict[KeyPath, int] = {}
     counters: dict[tuple[str, ...], int] = {}
     current: KeyPath = ()
+    array: KeyPath | None = None  # inside a multi-line array of inline tables
+    item = -1
+    depth = 0
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
+            continue
+        if array is not None:
+            if line.startswith("{"):
+                item += 1
+                index.setdefault((*array, item), number)
+                for key in _INLINE_KEY.findall(line):
+                    index.setdefault((*array, item, key.strip('"')), number)
+            depth += _depth(line)
+            if depth <= 0:
+                array = None
             continue
         if line.startswith("[["):
             end = line.find("]]")
@@ -46,7 +81,11 @@ def _index(text: str) -> dict[KeyPath, int]:
         else:
             m = _KEY.match(line)
             if m:
-                index.setdefault((*current, *_split_key(m.group("key"))), number)
+                path = (*current, *_split_key(m.group("key")))
+                index.setdefault(path, number)
+                rest = line[m.end() :].strip()
+                if rest.startswith("[") and _depth(rest) > 0:
+                    array, item, depth = path, -1, _depth(rest)
     return index
 
 
@@ -60,15 +99,16 @@ class TomlDoc:
     'x.toml:5'
     """
 
-    def __init__(self, path: str, text: str) -> None:
+    def __init__(self, path: str, text: str, error: type[InputError] = ModelError) -> None:
         self.path = path
+        self.error_type = error
         try:
             self.data: dict[str, Any] = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
             where = f"{path}:{m.group(1)}" if m else path
             what = re.sub(r"\s*\(at line.*\)", "", str(exc)) or "invalid TOML"
-            raise ModelError(where, f"expected valid TOML ({what})") from None
+            raise error(where, f"expected valid TOML ({what})") from None
         self._index = _index(text)
 
     @classmethod
@@ -77,13 +117,13 @@ class TomlDoc:
         return cls(path, text)
 
     @classmethod
-    def read(cls, path: Path) -> TomlDoc:
-        """Read and parse the file at ``path``."""
+    def read(cls, path: Path, error: type[InputError] = ModelError) -> TomlDoc:
+        """Read and parse the file at ``path`` (mistakes raise ``error``)."""
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(str(path), f"expected a readable UTF-8 TOML file ({exc})") from None
-        return cls(str(path), text)
+            raise error(str(path), f"expected a readable UTF-8 TOML file ({exc})") from None
+        return cls(str(path), text, error)
 
     def line(self, *path: str | int) -> int:
         """The line of the longest written prefix of ``path`` (0 when none is known)."""
@@ -98,9 +138,9 @@ class TomlDoc:
         line = self.line(*path)
         return f"{self.path}:{line}" if line else self.path
 
-    def error(self, path: KeyPath, expected: str) -> ModelError:
-        """A :class:`ModelError` at ``path``."""
-        return ModelError(self.where(*path), expected)
+    def error(self, path: KeyPath, expected: str) -> InputError:
+        """An error (:class:`ModelError` for models files) at ``path``."""
+        return self.error_type(self.where(*path), expected)
 
 
 _MISSING: Any = object()

@@ -33,7 +33,7 @@ def read_scenario(path: Path) -> Vm:
     >>> vm.machine
     'q35'
     """
-    doc = TomlDoc.read(path)
+    doc = TomlDoc.read(path, ScenarioError)
     t = root(doc)
     t.reject_unknown(_KEYS)
     where = doc.where("command")

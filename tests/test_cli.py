@@ -1,0 +1,118 @@
+"""The `migorder` command as a user meets it: exit codes, JSON shapes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ordering.cli import main
+
+Run = tuple[int, str, str]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> Run:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_no_arguments_checks_the_default_scenario_on_the_newest_release(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys)
+    assert out.startswith("migorder check: default from a QEMU 11.1 source")
+    assert code == 0
+
+
+def test_check_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--qemu", "10.0", "--json")
+    data = json.loads(out)
+    assert code == 1
+    assert data["release"] == "10.0"
+    for entry in data["rules"]:
+        assert {"rule", "verdict", "by", "first", "then", "evidence", "provenance"} <= set(entry)
+        assert entry["provenance"]
+    tie = [r for r in data["rules"] if r["rule"] == "apic-before-vfio"]
+    assert tie
+    assert {r["verdict"] for r in tie} == {"tie-fragile"}
+    assert tie[0]["evidence"]["first"]["priority"] == "MIG_PRI_DEFAULT"
+    assert "registration order decides" in tie[0]["evidence"]["text"]
+    assert [b["message"] for b in data["blockers"]] == [
+        "0000:3b:00.0: Migration is currently not supported with vIOMMU enabled",
+        "0000:3b:00.1: Migration is currently not supported with vIOMMU enabled",
+    ]
+
+
+def test_check_text_groups_by_verdict_with_evidence(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--qemu", "10.0")
+    assert code == 1
+    assert out.index("TIE-FRAGILE") < out.index("GUARANTEED") < out.index("NOT LIVE")
+    assert "source: commit d943cef76090" in out
+    assert "[INEFFECTIVE] MIG_PRI_VIRTIO_MEM" in out
+
+
+def test_check_a_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "check", "--qemu", "7.2", "--", "qemu-system-aarch64", "-nodefaults", "-machine",
+        "virt,gic-version=3,its=on", "-smp", "2", "-device", "virtio-net-pci",
+    )
+    assert code == 0
+    assert "gicv3-before-its" in out
+    assert "its-before-msi-devices" in out
+
+
+def test_order_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "order", "--qemu", "7.2", "--json", "--", "-nodefaults", "-machine", "q35", "-m", "128")
+    assert code == 0
+    sections = json.loads(out)["sections"]
+    assert {"idstr", "instance_id", "section_id", "phase", "priority", "vmsd", "kind"} <= set(sections[0])
+    assert [(s["type"], s["idstr"]) for s in sections[:3]] == [("START", "ram"), ("PART", "ram"), ("END", "ram")]
+    assert sections[-1]["idstr"] == "globalstate"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["check", "nosuch"], "no scenario 'nosuch'"),
+        (["check", "--qemu", "9.9"], "no bundled QEMU release '9.9'"),
+        (["check", "default", "--", "-machine", "q35"], "not both"),
+        (["order", "--", "-nodefaults", "-machine", "q35", "-device", "frob"], "unknown device type 'frob'"),
+        (["explain", "nosuch-rule"], "no rule 'nosuch-rule'"),
+        (["check", "--stream", "/nonexistent.mig"], "/nonexistent.mig"),
+    ],
+)
+def test_user_mistakes_are_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err + out
+
+
+def test_unknown_subcommand_is_usage_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_releases_rules_explain(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "releases")
+    assert code == 0
+    assert "QEMU 10.2" in out
+    assert "MIG_PRI_APIC" in out
+    assert "priority on a nested VMSD only (no effect): virtio-mem-device (in virtio-mem)" in out
+    code, out, _ = run(capsys, "rules", "--json")
+    assert {r["rule"] for r in json.loads(out)} >= {"pci-bus-before-viommu", "apic-before-vfio", "gicv3-before-its"}
+    code, out, _ = run(capsys, "explain", "apic-before-vfio", "--json")
+    rows = {r["release"]: (r["verdict"], r["by"]) for r in json.loads(out)["by_release"]}
+    assert rows["10.0"] == ("tie-fragile", "registration")
+    assert rows["10.2"] == ("guaranteed", "priority")
+
+
+def test_scenario_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text('command = "-nodefaults -machine q35 -smp 2,maxcpus=4 -device vfio-pci,host=0000:01:00.0,id=v0"\n[[hotplug]]\ncpu = 3\n')
+    code, out, _ = run(capsys, "check", str(path), "--qemu", "10.0")
+    assert code == 1
+    assert "VIOLATED" in out
+    assert "apic#3" in out

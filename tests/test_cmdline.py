@@ -1,0 +1,97 @@
+"""QEMU command lines and scenario files: what is modelled, and what is refused, with where."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ordering.errors import ScenarioError
+from ordering.order import derive
+from ordering.sources.cmdline import parse_command_line, split_props
+from ordering.sources.models import load_knowledge
+from ordering.sources.scenario import read_scenario
+
+
+def test_options_that_register_nothing_are_accepted() -> None:
+    vm = parse_command_line(
+        "qemu-system-x86_64 -nodefaults -display none -S -accel tcg -monitor none -serial none "
+        "-machine q35,accel=tcg -m 128 -name vm1 -blockdev driver=null-co,node-name=n0 "
+        "-device virtio-blk-pci,drive=n0,id=d0"
+    )
+    assert vm.machine == "q35"
+    assert [d.driver for d in vm.devices] == ["virtio-blk-pci"]
+    assert vm.devices[0].props == {"drive": "n0"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("-nodefaults -machine q35 -nic user", "-nic is not modelled by migorder"),
+        ("-nodefaults -machine q35 -frobnicate 1", "unknown or unmodelled QEMU option '-frobnicate'"),
+        ("-nodefaults -device e1000", "expected -machine TYPE"),
+        ("-nodefaults -machine q35 -smp 3,sockets=2,cores=2", "expected sockets*dies*cores*threads == maxcpus"),
+        ("-nodefaults -machine q35 -device", "-device: expected an argument after it"),
+        ("-nodefaults -machine q35 -device ,id=x", "expected a device type first"),
+    ],
+)
+def test_refused_command_lines(args: str, message: str) -> None:
+    with pytest.raises(ScenarioError) as err:
+        parse_command_line(args)
+    assert message in str(err.value)
+    assert str(err.value).startswith("command line")
+
+
+def test_nodefaults_is_required_where_users_enter() -> None:
+    with pytest.raises(ScenarioError, match="expected -nodefaults"):
+        parse_command_line("-machine q35", require_nodefaults=True)
+
+
+def test_comma_escaping() -> None:
+    assert split_props("a,b=1,,2,c") == ["a", "b=1,2", "c"]
+
+
+def test_unknown_device_and_bus_are_reported() -> None:
+    k = load_knowledge()
+    with pytest.raises(Exception, match="unknown device type 'frob-pci'"):
+        derive(k.release("7.2"), parse_command_line("-nodefaults -machine q35 -device frob-pci"))
+    with pytest.raises(ScenarioError, match="Bus 'rp9' not found"):
+        derive(k.release("7.2"), parse_command_line("-nodefaults -machine q35 -device e1000e,bus=rp9"))
+
+
+def test_pcie_port_takes_only_slot_zero() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine q35 -device pcie-root-port,id=rp -device e1000e,bus=rp,addr=2")
+    with pytest.raises(ScenarioError, match="takes only slot 0"):
+        derive(k.release("7.2"), vm)
+
+
+def test_apic_ids_follow_the_topology() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine q35 -smp 6,sockets=2,cores=3")
+    apics = [s.instance_id for s in derive(k.release("7.2"), vm).registered.sections if s.idstr == "apic"]
+    assert apics == [0, 1, 2, 4, 5, 6]
+
+
+def test_scenario_errors_name_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('description = "x"\ncommand = "-nodefaults -machine q35"\n[[hotplug]]\ncpu = 1\ndevice = "e1000"\n')
+    with pytest.raises(ScenarioError, match=rf"{path}:3: hotplug: expected exactly one of cpu, device, unplug"):
+        read_scenario(path)
+    path.write_text('command = "-nodefaults -machine q35"\nhotplugs = []\n')
+    with pytest.raises(Exception, match=rf"{path}:2: unknown key 'hotplugs'"):
+        read_scenario(path)
+
+
+def test_hotplugged_cpu_registers_after_everything() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine q35 -smp 2,maxcpus=4")
+    from dataclasses import replace
+
+    from ordering.model.vm import HotplugStep
+
+    vm = replace(vm, hotplug=(HotplugStep(cpu=3),))
+    sections = derive(k.release("7.2"), vm).registered.sections
+    assert [(s.idstr, s.instance_id) for s in sections[-3:]] == [("cpu_common", 3), ("cpu", 3), ("apic", 3)]
+    with pytest.raises(ScenarioError, match="expected an absent vCPU index below maxcpus=4"):
+        derive(k.release("7.2"), replace(vm, hotplug=(HotplugStep(cpu=1),)))
