@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from ordering.check import check
-from ordering.commands.history import reference_vm
+from ordering.commands.history_vms import NOTE, reference_vm
 from ordering.model.vm import HotplugStep
 from ordering.render import (
     build_diagram,
@@ -34,6 +34,7 @@ from ordering.render import (
     render_history,
     render_timeline,
 )
+from ordering.sim import simulate
 from ordering.sources.models import load_knowledge
 from ordering.sources.scenario import read_scenario
 
@@ -69,15 +70,23 @@ print(render_diagram(diagram, "ascii").decode())
 # ## 2. The timeline
 #
 # Hot-plug a vCPU after start and the tie is lost: its LAPIC registers after the VFIO devices
-# and loads after them. The timeline marks each VFIO device where it loads and links it to
-# the LAPIC that should have come first (from the simulator when it is present, else from the
-# violated rule).
+# and loads after them. `check` says the rule is violated for every VFIO device; the simulator
+# says where it bites: in the `hazard-posted-remapped` scenario the guest aims the VFIO NIC's
+# MSI at the hot-plugged vCPU, so at config load KVM finds no loaded LAPIC for it and the IRTE
+# falls back from posted to remapped mode. The timeline marks that step and links it to the
+# LAPIC that should have come first.
 
 # %%
 hot = dataclasses.replace(default, name="default + hot-plugged vCPU 4",
                           hotplug=(HotplugStep(cpu=4),))
 hot_result = check(k, k.release("10.0"), hot)
-timeline = build_timeline(hot_result.order, result=hot_result)
+for v in hot_result.verdicts:
+    if v.rule.id == "apic-before-vfio":
+        print(v.verdict.value, "-", v.evidence.describe() if v.evidence else "")
+
+hazard = read_scenario(k.scenarios["hazard-posted-remapped"])
+trace = simulate(k.release("10.0"), hazard)
+timeline = build_timeline(trace.order, trace=trace)
 save("timeline-hotplug-cpu-10.0.png", render_timeline(timeline, "png"))
 for mark in timeline.marks:
     print(mark.tag, mark.text)
@@ -90,6 +99,6 @@ for mark in timeline.marks:
 # tie-fragile `apic-before-vfio` into a priority guarantee.
 
 # %%
-history = build_history(k, reference_vm)
+history = build_history(k, reference_vm, NOTE)
 save("history.png", render_history(history, "png"))
 print(render_history(history, "ascii").decode())

@@ -85,7 +85,7 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
         if len(inst.firsts) == 1:
             _add(g, inst.firsts[0].label, then, inst.rule.id)
             continue
-        key = (inst.rule.id, *(f.section_id for f in inst.firsts))
+        key: tuple[str | int, ...] = (inst.rule.id, *(f.section_id for f in inst.firsts))
         hub = hubs.get(key)
         if hub is None:
             hub = ("hub", len(hubs))

@@ -195,11 +195,11 @@ def judge(
     out: list[RuleVerdict] = []
     cache: dict[int, _Firsts | None] = {}
     for rule in rules:
-        instances = found.get(rule.id, [])
-        if not instances:
+        live = found.get(rule.id, [])
+        if not live:
             out.append(RuleVerdict(rule, Verdict.NOT_LIVE, "", None, None))
             continue
-        for inst in instances:
+        for inst in live:
             # Instances share their tuple of firsts (every APIC before each VFIO device), and
             # `found` keeps every tuple alive, so its id is a safe key here.
             key = id(inst.firsts)

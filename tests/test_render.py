@@ -34,7 +34,7 @@ from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
 from ordering.sources.scenario import read_scenario
 
-ARM = ("-machine virt,gic-version=3,its=on -smp 4 -device pcie-root-port,id=rp0,chassis=1 "
+ARM = ("-nodefaults -machine virt,gic-version=3,its=on -smp 4 -device pcie-root-port,id=rp0,chassis=1 "
        "-device virtio-net-pci,bus=rp0,id=net0")
 
 
@@ -152,7 +152,7 @@ def test_cycles_are_highlighted() -> None:
 
 
 def test_history_rows_and_columns() -> None:
-    from ordering.commands.history import reference_vm
+    from ordering.commands.history_vms import reference_vm
 
     h = build_history(k(), reference_vm)
     assert h.releases == ("7.2", "10.0", "10.1", "10.2", "11.1")
@@ -182,7 +182,7 @@ def test_no_label_overlaps_as_rendered(name: str, release: str) -> None:
 
 
 def test_history_labels_do_not_overlap() -> None:
-    from ordering.commands.history import reference_vm
+    from ordering.commands.history_vms import reference_vm
 
     s = layout_history(build_history(k(), reference_vm))
     assert label_overlaps(s.labels) == []
@@ -281,7 +281,7 @@ def test_timeline_every_format(name: str, release: str) -> None:
 
 
 def test_history_every_format() -> None:
-    from ordering.commands.history import reference_vm
+    from ordering.commands.history_vms import reference_vm
 
     h = build_history(k(), reference_vm)
     png = render_history(h, "png")

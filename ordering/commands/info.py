@@ -124,7 +124,7 @@ def _explain(args: argparse.Namespace) -> int:
     rule = k.rule(args.rule)
     rows = []
     for rel in sorted(k.releases.values(), key=lambda r: r.version):
-        vm = reference_vm(k, rule)
+        vm = reference_vm(k, rule, rel)
         result = check(k, rel, vm)
         mine = [v for v in result.verdicts if v.rule.id == rule.id]
         worst = max(mine, key=lambda v: v.verdict.severity)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ordering.check import CheckResult, check
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import version_tuple
+from ordering.model.release import Release
 from ordering.model.rule import Rule
 from ordering.model.vm import Vm
 from ordering.render._text import VERDICT_COLORS, text_height, text_width, wrap
@@ -36,27 +37,33 @@ class History:
     rows: tuple[tuple[str, str], ...]
     releases: tuple[str, ...]
     cells: tuple[tuple[Cell, ...], ...]
+    note: str = ""
+    """What the reference VMs assume (shown under the table)."""
 
 
-def build_history(k: Knowledge, reference: Callable[[Knowledge, Rule], Vm]) -> History:
-    """Judge every rule on every bundled release, on ``reference(k, rule)``.
+def build_history(
+    k: Knowledge, reference: Callable[[Knowledge, Rule, Release], Vm], note: str = ""
+) -> History:
+    """Judge every rule on every bundled release, on ``reference(k, rule, release)``.
 
     >>> from ordering.sources.models import load_knowledge
     >>> from ordering.sources.scenario import read_scenario
     >>> k = load_knowledge()
-    >>> h = build_history(k, lambda k, r: read_scenario(k.scenarios["default"]))
+    >>> h = build_history(k, lambda k, r, rel: read_scenario(k.scenarios["default"]))
     >>> h.releases[0], len(h.rows) == len(k.rules)
     ('7.2', True)
     """
     releases = tuple(sorted(k.releases, key=version_tuple))
-    cache: dict[tuple[str, str], CheckResult] = {}
+    cache: dict[tuple[object, ...], CheckResult] = {}
     rows: list[tuple[str, str]] = []
     cells: list[tuple[Cell, ...]] = []
     for rule in k.rules:
-        vm = reference(k, rule)
         row: list[Cell] = []
+        vm_name = ""
         for name in releases:
-            key = (vm.name, name)
+            vm = reference(k, rule, k.release(name))
+            vm_name = vm_name or vm.name
+            key = (vm.name, tuple(tuple(sorted(d.props.items())) for d in vm.devices), name)
             result = cache.get(key)
             if result is None:
                 result = check(k, k.release(name), vm)
@@ -65,10 +72,10 @@ def build_history(k: Knowledge, reference: Callable[[Knowledge, Rule], Vm]) -> H
             w = worst(verdicts)
             by = next((v.by for v in verdicts if v.verdict is w and v.by), "")
             row.append(Cell(w, by))
-        rows.append((rule.id, vm.name))
+        rows.append((rule.id, vm_name))
         cells.append(tuple(row))
     return History("Rule verdicts across bundled QEMU releases (source side decides)",
-                   tuple(rows), releases, tuple(cells))
+                   tuple(rows), releases, tuple(cells), note)
 
 
 SIZE = 7.0
@@ -84,7 +91,7 @@ def layout_history(h: History) -> Scene:
     >>> from ordering.sources.scenario import read_scenario
     >>> from ordering.render.scene import label_overlaps
     >>> k = load_knowledge()
-    >>> s = layout_history(build_history(k, lambda k, r: read_scenario(k.scenarios["default"])))
+    >>> s = layout_history(build_history(k, lambda k, r, rel: read_scenario(k.scenarios["default"])))
     >>> label_overlaps(s.labels)
     []
     """
@@ -94,7 +101,7 @@ def layout_history(h: History) -> Scene:
     title_h, head_h = 18.0, 16.0
     grid_w = CELL_W * len(h.releases)
     legend = "  ".join(["cell: verdict / what decides it (phase, priority, registration);",
-                        "grey: not live in the reference VM"])
+                        "grey: not live in the reference VM"] + ([f"({h.note})"] if h.note else []))
     width = max(grid_x + grid_w + MARGIN, text_width(legend, SIZE) + 2 * MARGIN,
                 text_width(h.title, 9.0) + 2 * MARGIN)
     grid_h = CELL_H * len(h.rows)
@@ -127,7 +134,7 @@ def history_ascii(h: History) -> str:
     >>> from ordering.sources.models import load_knowledge
     >>> from ordering.sources.scenario import read_scenario
     >>> k = load_knowledge()
-    >>> text = history_ascii(build_history(k, lambda k, r: read_scenario(k.scenarios["default"])))
+    >>> text = history_ascii(build_history(k, lambda k, r, rel: read_scenario(k.scenarios["default"])))
     >>> max(len(line) for line in text.splitlines()) <= 80
     True
     """

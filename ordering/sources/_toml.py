@@ -81,11 +81,11 @@ def _index(text: str) -> dict[KeyPath, int]:
         else:
             m = _KEY.match(line)
             if m:
-                path = (*current, *_split_key(m.group("key")))
-                index.setdefault(path, number)
+                keypath: KeyPath = (*current, *_split_key(m.group("key")))
+                index.setdefault(keypath, number)
                 rest = line[m.end() :].strip()
                 if rest.startswith("[") and _depth(rest) > 0:
-                    array, item, depth = path, -1, _depth(rest)
+                    array, item, depth = keypath, -1, _depth(rest)
     return index
 
 
@@ -161,7 +161,7 @@ class Table:
             raise self.doc.error(self.path, f"expected key {key!r} ({what})")
         return default
 
-    def _bad(self, key: str, what: str) -> ModelError:
+    def _bad(self, key: str, what: str) -> InputError:
         got = type(self.data[key]).__name__
         return self.doc.error((*self.path, key), f"{key}: expected {what}, got {got}")
 

@@ -141,7 +141,10 @@ def parse_command_line(
     >>> vm.machine, vm.topology.cpus, vm.devices[0].driver, vm.devices[0].id
     ('q35', 2, 'e1000e', 'n0')
     """
-    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    try:
+        args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    except ValueError as exc:
+        raise ScenarioError(where, f"expected a shell-quoted command line ({exc})") from None
     binary = ""
     if args and not args[0].startswith("-"):
         binary = args.pop(0)
