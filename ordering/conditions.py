@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from ordering.model.rule import Rule
 from ordering.model.section import Section
 from ordering.order import Registered
-from ordering.topology import PlacedDevice
 
 SELECTORS: dict[str, str] = {
     "dma-pci": "the sections of PCI devices that DMA (devices.toml dma = true), bridges excluded",
@@ -46,14 +45,19 @@ class _View:
             self.by_owner.setdefault(s.owner, []).append(s)
             self.by_kind.setdefault(s.kind, []).append(s)
         self.arch = reg.release.machine(reg.vm.machine)[0].arch
+        self._device_sections: dict[str, list[Section]] = {}
 
     def kind(self, kind: str) -> list[Section]:
         return self.by_kind.get(kind, [])
 
-    def device_sections(self, pred: Callable[[PlacedDevice], bool]) -> list[Section]:
+    def device_sections(self, capability: str) -> list[Section]:
+        """Sections of PCI devices (bridges and vIOMMUs excluded) with ``dma`` or ``msi``."""
+        cached = self._device_sections.get(capability)
+        if cached is not None:
+            return cached
         out: list[Section] = []
         for dev in self.reg.devices:
-            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and pred(dev):
+            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and getattr(dev.type, capability):
                 # The device's own load: not its secondary bus, not an early_setup section
                 # (virtio-mem's early section carries the bitmap, no rings).
                 out.extend(
@@ -61,6 +65,7 @@ class _View:
                     for s in self.by_owner.get(dev.qdev_id, [])
                     if s.full and s.vmsd != "PCIBUS" and not s.early_setup
                 )
+        self._device_sections[capability] = out
         return out
 
 
@@ -99,9 +104,17 @@ def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     bridge_sections: dict[str, list[Section]] = {}
     for s in v.kind("pci-bridge"):
         bridge_sections.setdefault(s.owner, []).append(s)
-    for then in v.device_sections(lambda d: d.type.dma and bool(d.bridges)):
+    shared: dict[tuple[str, ...], tuple[Section, ...]] = {}
+    for then in v.device_sections("dma"):
         dev = v.devices[then.owner]
-        firsts = tuple(s for b in dev.bridges for s in bridge_sections.get(b, []))
+        if not dev.bridges:
+            continue
+        # Devices behind the same bridges share one tuple: judged once (ordering.verdict).
+        firsts = shared.get(dev.bridges)
+        if firsts is None:
+            firsts = shared[dev.bridges] = tuple(
+                s for b in dev.bridges for s in bridge_sections.get(b, [])
+            )
         if firsts:
             yield RuleInstance(
                 rule, firsts, then, f"{then.owner} is behind {', '.join(dev.bridges)} and DMA is translated"
@@ -114,7 +127,7 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         return
     shared = tuple(viommus)
     owners = {s.owner for s in viommus}
-    for then in v.device_sections(lambda d: d.type.dma):
+    for then in v.device_sections("dma"):
         # One shared tuple for every device that is not itself a vIOMMU: judged once.
         firsts = shared if then.owner not in owners else tuple(s for s in viommus if s.owner != then.owner)
         if firsts:
@@ -161,7 +174,7 @@ def _msi_through_its(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     its = tuple(v.kind("its"))
     if not its:
         return
-    for then in v.device_sections(lambda d: d.type.msi):
+    for then in v.device_sections("msi"):
         yield RuleInstance(rule, its, then, f"{then.owner}'s MSIs are translated by the ITS")
 
 

@@ -49,7 +49,7 @@ class Placement:
 
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Evidence:
     """Why a rule instance holds or breaks: the two sections and what decided between them."""
 
@@ -89,7 +89,7 @@ class Evidence:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RuleVerdict:
     """The verdict on one rule instance (or on a rule with no live instance)."""
 
