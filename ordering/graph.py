@@ -70,7 +70,8 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
     instances = list(instances)
     # Only a section that must load both before something and after something can lie on a
     # cycle: keep the edges between such sections (a 100k-section VM keeps a handful).
-    befores = {f.section_id for inst in instances for f in inst.firsts}
+    unique = {id(inst.firsts): inst.firsts for inst in instances}  # shared tuples once
+    befores = {f.section_id for firsts in unique.values() for f in firsts}
     afters = {inst.then.section_id for inst in instances}
     both = befores & afters
     for inst in instances:

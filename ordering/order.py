@@ -76,6 +76,8 @@ class _Registry:
         self.sections: list[Section] = []
         self.owners: dict[int, str] = {}
         self.instances: dict[str, set[int]] = {}
+        self.top: dict[str, int] = {}
+        """Highest instance_id per idstr (recomputed from ``instances`` after an unplug)."""
 
     def add(
         self,
@@ -109,7 +111,10 @@ class _Registry:
         idstr = t.idstr.replace("{path}", path)
         used = self.instances.setdefault(idstr, set())
         if t.instance == "auto":
-            instance = max(used) + 1 if used else 0
+            top = self.top.get(idstr)
+            if top is None or top not in used:
+                top = max(used) if used else -1
+            instance = top + 1
         elif t.instance == "cpu-index":
             instance = cpu_index
         elif t.instance == "apic-id":
@@ -117,6 +122,8 @@ class _Registry:
         else:
             instance = int(t.instance)
         used.add(instance)
+        if instance > self.top.get(idstr, -1):
+            self.top[idstr] = instance
         # A VMSD listed in kinds.toml has that kind; a device's other sections (a bridge's
         # PCIBUS, say) keep the device's kind only when it is not a rule kind.
         section_kind = self.kind_of.get(t.vmsd) or (
@@ -157,6 +164,7 @@ class _Registry:
         gone = [s for s in self.sections if s.owner == owner]
         for s in gone:
             self.instances[s.idstr].discard(s.instance_id)
+            self.top.pop(s.idstr, None)
         self.sections = [s for s in self.sections if s.owner != owner]
 
 
@@ -184,10 +192,11 @@ def register(release: Release, vm: Vm) -> Registered:
     for t in layout.boot:
         reg.add(t, owner="machine")
     for i in range(topo.cpus):
+        apic_id = topo.apic_id(i)
         for t in layout.cpu:
             if t.first_only and i > 0:
                 continue
-            reg.add(t, owner=f"cpu{i}", cpu_index=i, apic_id=topo.apic_id(i))
+            reg.add(t, owner=f"cpu{i}", cpu_index=i, apic_id=apic_id)
     for t in layout.platform:
         reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,17 @@ class Topology:
         >>> Topology(cpus=6, maxcpus=6, sockets=2, cores=3).apic_id(3)
         4
         """
-        def width(n: int) -> int:
-            return max(0, (n - 1).bit_length())
-
         thread = index % self.threads
         core = (index // self.threads) % self.cores
         die = (index // (self.threads * self.cores)) % self.dies
         socket = index // (self.threads * self.cores * self.dies)
-        tw, cw, dw = width(self.threads), width(self.cores), width(self.dies)
+        tw, cw, dw = self._widths
         return (((socket << dw | die) << cw | core) << tw) | thread
+
+    @cached_property
+    def _widths(self) -> tuple[int, int, int]:
+        """Bits of the thread, core and die fields: ceil(log2(count)) each."""
+        return tuple(max(0, (n - 1).bit_length()) for n in (self.threads, self.cores, self.dies))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
