@@ -116,3 +116,40 @@ def test_scenario_file_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert code == 1
     assert "VIOLATED" in out
     assert "apic#3" in out
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_scan_lints_and_writes_a_loadable_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "release.toml"
+    code, text, _ = run(capsys, "scan", str(FIXTURES / "qemu-trees" / "basic"), "--out", str(out))
+    assert code == 1  # the fixture puts a priority on a nested VMSD
+    assert "cannot take effect" in text
+    assert "hw/virtio/virtio-mem.c:" in text
+    from ordering.sources.models import bundled_models_dir, read_devices, read_kinds, read_release
+
+    models = bundled_models_dir()
+    kinds = read_kinds(models / "kinds.toml")
+    rel = read_release(out, models / "machines", read_devices(models / "devices.toml"), kinds)
+    assert rel.priority_of("iommu-intel").name == "MIG_PRI_IOMMU"
+    assert rel.priority_of("virtio-mem-device").name == "MIG_PRI_DEFAULT"  # nested: no effect
+
+
+def test_scan_of_a_tree_without_enum_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "scan", str(FIXTURES / "qemu-trees" / "no-enum"))
+    assert code == 2
+    assert "vmstate.h" in err
+
+
+def test_dump_vmstate_compare_in_qemu_words(capsys: pytest.CaptureFixture[str]) -> None:
+    d = FIXTURES / "dump-vmstate"
+    code, text, _ = run(capsys, "dump-vmstate", str(d / "src-small.json"), str(d / "dst-small.json"))
+    assert code == 1
+    assert "fx-new: incoming version_id 3 is too new for local version_id 2" in text
+    assert "too old for local minimum version_id  2" in text  # QEMU <= 10.1: two spaces
+    code, text, _ = run(capsys, "dump-vmstate", str(d / "src-small.json"))
+    assert code == 0
+    code, _, err = run(capsys, "dump-vmstate", str(d / "malformed.json"))
+    assert code == 2
+    assert "malformed.json:" in err
