@@ -18,6 +18,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from ordering.conditions import RuleInstance, rule_instances
 from ordering.model.rule import Rule
@@ -39,8 +40,7 @@ class Verdict(StrEnum):
         return {"not-live": 0, "guaranteed": 1, "tie-fragile": 2, "violated": 3}[self.value]
 
 
-@dataclass(frozen=True, slots=True)
-class Placement:
+class Placement(NamedTuple):
     """Where a section loads: phase, position in the load order, priority."""
 
     section: Section
@@ -49,8 +49,7 @@ class Placement:
 
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(NamedTuple):
     """Why a rule instance holds or breaks: the two sections and what decided between them."""
 
     first: Placement
@@ -89,8 +88,7 @@ class Evidence:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RuleVerdict:
+class RuleVerdict(NamedTuple):
     """The verdict on one rule instance (or on a rule with no live instance)."""
 
     rule: Rule

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 from ordering.model.priority import PriorityLevel
 
@@ -54,9 +55,11 @@ class Section:
         return self.idstr if self.instance_id == 0 else f"{self.idstr}#{self.instance_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class LoadStep:
-    """One section as the destination reads it: its type and phase."""
+class LoadStep(NamedTuple):
+    """One section as the destination reads it: its type and phase.
+
+    A named tuple, not a dataclass: a 100k-section VM makes 100k of them per derivation.
+    """
 
     section: Section
     type: SectionType
