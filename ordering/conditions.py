@@ -8,7 +8,7 @@ every ``first`` section that must load before it. No instance means the rule is 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ordering.model.rule import Rule
 from ordering.model.section import Section
@@ -22,8 +22,7 @@ SELECTORS: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True)
-class RuleInstance:
+class RuleInstance(NamedTuple):
     """One live instance of a rule: ``then`` and every section that must load before it."""
 
     rule: Rule

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
+from typing import NamedTuple
 
 from ordering.errors import ScenarioError
 from ordering.model.machine import DeviceType, MachineLayout
 from ordering.model.vm import DeviceSpec
 
 
-@dataclass(frozen=True)
-class PlacedDevice:
+class PlacedDevice(NamedTuple):
     """A device after placement: its bus, slot, qdev path and the bridges above it."""
 
     spec: DeviceSpec
@@ -55,6 +56,14 @@ class _Bus:
 _ADDR = re.compile(r"^(?:0x)?(?P<slot>[0-9a-fA-F]+)(?:\.(?:0x)?(?P<fn>[0-7]))?$")
 
 
+@cache
+def _addr(addr: str) -> tuple[int, int] | None:
+    m = _ADDR.match(addr.strip())
+    if not m:
+        return None
+    return int(m.group("slot"), 16), int(m.group("fn") or "0")
+
+
 def parse_addr(addr: str, origin: str) -> tuple[int, int]:
     """``addr=`` as QEMU takes it: ``3``, ``0x10``, ``03.1`` → ``(slot, function)``.
 
@@ -63,13 +72,12 @@ def parse_addr(addr: str, origin: str) -> tuple[int, int]:
     >>> parse_addr("1f.2", "argv")
     (31, 2)
     """
-    m = _ADDR.match(addr.strip())
-    if not m:
+    parsed = _addr(addr)
+    if parsed is None:
         raise ScenarioError(origin, f"addr={addr!r}: expected SLOT or SLOT.FUNCTION in hex")
-    slot = int(m.group("slot"), 16)
-    if slot > 31:
+    if parsed[0] > 31:
         raise ScenarioError(origin, f"addr={addr!r}: slot must be 0x00..0x1f")
-    return slot, int(m.group("fn") or "0")
+    return parsed
 
 
 class Placer:
