@@ -112,8 +112,9 @@ class ByteReader:
                 self._base + len(self._buf),
             ) from None
 
-    def _fill(self, n: int, what: str) -> None:
-        """Make at least ``n`` unread bytes available or fail with ``what``."""
+    def _gather(self, n: int) -> int:
+        """Move the unread bytes to the buffer's start and read until ``n`` are buffered or
+        the stream ends; return how many are buffered."""
         have = len(self._buf) - self._pos
         parts = [self._buf[self._pos :]] if have else []
         self._base += self._pos
@@ -121,11 +122,17 @@ class ByteReader:
         while have < n:
             data = self._raw_read(max(CHUNK, n - have))
             if not data:
-                self._buf = b"".join(parts)
-                raise self.fail(f"{what} ({n} bytes), found end of stream after {have}")
+                break
             parts.append(data)
             have += len(data)
         self._buf = b"".join(parts)
+        return have
+
+    def _fill(self, n: int, what: str) -> None:
+        """Make at least ``n`` unread bytes available or fail with ``what``."""
+        have = self._gather(n)
+        if have < n:
+            raise self.fail(f"{what} ({n} bytes), found end of stream after {have}")
 
     def at_end(self) -> bool:
         """True when no byte is left."""
@@ -159,29 +166,26 @@ class ByteReader:
             return None
         return self._buf[self._pos]
 
+    def _unpack(self, fmt: struct.Struct, what: str) -> int:
+        """Read one unsigned integer in ``fmt``'s layout."""
+        n = fmt.size
+        if len(self._buf) - self._pos < n:
+            self._fill(n, what)
+        (v,) = fmt.unpack_from(self._buf, self._pos)
+        self._pos += n
+        return int(v)
+
     def be16(self, what: str) -> int:
         """Read a big-endian u16."""
-        if len(self._buf) - self._pos < 2:
-            self._fill(2, what)
-        (v,) = _BE16.unpack_from(self._buf, self._pos)
-        self._pos += 2
-        return int(v)
+        return self._unpack(_BE16, what)
 
     def be32(self, what: str) -> int:
         """Read a big-endian u32."""
-        if len(self._buf) - self._pos < 4:
-            self._fill(4, what)
-        (v,) = _BE32.unpack_from(self._buf, self._pos)
-        self._pos += 4
-        return int(v)
+        return self._unpack(_BE32, what)
 
     def be64(self, what: str) -> int:
         """Read a big-endian u64."""
-        if len(self._buf) - self._pos < 8:
-            self._fill(8, what)
-        (v,) = _BE64.unpack_from(self._buf, self._pos)
-        self._pos += 8
-        return int(v)
+        return self._unpack(_BE64, what)
 
     def name(self, what: str) -> str:
         """Read a u8 length and that many bytes of ASCII/UTF-8 text."""
@@ -227,17 +231,7 @@ class ByteReader:
         stopped.
         """
         if len(self._buf) - self._pos < n:
-            have = len(self._buf) - self._pos
-            parts = [self._buf[self._pos :]] if have else []
-            self._base += self._pos
-            self._pos = 0
-            while have < n:
-                data = self._raw_read(max(CHUNK, n - have))
-                if not data:
-                    break
-                parts.append(data)
-                have += len(data)
-            self._buf = b"".join(parts)
+            self._gather(n)
         return self._buf, self._pos
 
     def seek_window(self, pos: int) -> None:
