@@ -185,21 +185,7 @@ def parse_command_line(
                 raise ScenarioError(origin, f"-m {value}: expected a size such as 128 or 4G")
             memory = value
         elif norm == "-device":
-            head, props = _props(value, origin, "driver")
-            if not head:
-                raise ScenarioError(origin, f"-device {value}: expected a device type first")
-            if head in ("help", "?") or props.get("help") is not None:
-                raise ScenarioError(origin, "-device help is QEMU's; see `migorder devices`")
-            devices.append(
-                DeviceSpec(
-                    driver=head,
-                    id=props.pop("id", ""),
-                    bus=props.pop("bus", ""),
-                    addr=props.pop("addr", ""),
-                    props=props,
-                    origin=origin,
-                )
-            )
+            devices.append(device_from_text(value, origin))
         elif norm == "-object":
             head, props = _props(value, origin, "qom-type")
             objects.append({"qom-type": head, **props})
@@ -236,7 +222,9 @@ def device_from_text(text: str, origin: str) -> DeviceSpec:
     """One ``device_add``-style string (``e1000e,id=hp0,bus=rp2``)."""
     head, props = _props(text, origin, "driver")
     if not head:
-        raise ScenarioError(origin, f"{text!r}: expected a device type first")
+        raise ScenarioError(origin, f"-device {text}: expected a device type first")
+    if head in ("help", "?") or props.get("help") is not None:
+        raise ScenarioError(origin, "-device help is QEMU's; see `migorder devices`")
     return DeviceSpec(
         driver=head,
         id=props.pop("id", ""),
