@@ -90,10 +90,11 @@ def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     )
     if not firsts:
         return
+    devices = sorted({d for b in above for d in above[b]})
+    shown = ", ".join(devices[:4]) + (f" and {len(devices) - 4} more" if len(devices) > 4 else "")
     for then in viommus:
-        names = sorted({d for b in above for d in above[b]})
         yield RuleInstance(
-            rule, firsts, then, f"DMA devices behind bridges are translated by {then.idstr}: " + ", ".join(names)
+            rule, firsts, then, f"DMA devices behind bridges are translated by {then.idstr}: {shown}"
         )
 
 

@@ -9,7 +9,7 @@ destination loads in stream order and never re-sorts, so the **source** release 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from ordering.errors import ScenarioError
@@ -35,8 +35,6 @@ class Registered:
     machine_type: str
     sections: tuple[Section, ...]
     devices: tuple[PlacedDevice, ...]
-    owners: dict[int, str]
-    """section_id → qdev id of the device that registered it ("" for the machine)."""
 
 
 @dataclass(frozen=True)
@@ -69,12 +67,14 @@ class _Registry:
         self.options = {**defaults, **vm.machine_options}
         self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
         self._priority: dict[str, PriorityLevel] = {}
+        self._in_release: dict[int, bool] = {}
+        """id(template) → whether its since/until admit this release (templates live as long
+        as the release model, so their ids are stable here)."""
         self._early: dict[str, bool] = {}
         self.vm = vm
         self.machine_version = machine_type_version(machine_type)
         self.next_id = 0
         self.sections: list[Section] = []
-        self.owners: dict[int, str] = {}
         self.instances: dict[str, set[int]] = {}
         self.top: dict[str, int] = {}
         """Highest instance_id per idstr (recomputed from ``instances`` after an unplug)."""
@@ -85,16 +85,20 @@ class _Registry:
         *,
         owner: str,
         path: str = "",
-        options: dict[str, str] | None = None,
+        options: Mapping[str, str] | None = None,
         cpu_index: int = 0,
         apic_id: int = 0,
         kind: str = "",
         hotplugged: bool = False,
     ) -> None:
         rel = self.release
-        if t.since and rel.version < version_tuple(t.since):
-            return
-        if t.until and rel.version >= version_tuple(t.until):
+        in_release = self._in_release.get(id(t))
+        if in_release is None:
+            in_release = self._in_release[id(t)] = not (
+                (t.since and rel.version < version_tuple(t.since))
+                or (t.until and rel.version >= version_tuple(t.until))
+            )
+        if not in_release:
             return
         if t.when and not condition_holds(
             t.when,
@@ -129,23 +133,23 @@ class _Registry:
         section_kind = self.kind_of.get(t.vmsd) or (
             kind if kind and kind not in rel.kinds else "other"
         )
+        # Positional: the fields of Section in order (a named tuple builds fastest that way).
         self.sections.append(
             Section(
-                section_id=self.next_id,
-                idstr=idstr,
-                instance_id=instance,
-                vmsd=t.vmsd,
-                priority=self._priority_of(t.vmsd),
-                kind=section_kind,
-                owner=owner,
-                iterable=t.iterable,
-                full=t.full,
-                sent=t.sent,
-                early_setup=self._early_setup(t.vmsd),
-                hotplugged=hotplugged,
+                self.next_id,
+                idstr,
+                instance,
+                t.vmsd,
+                self._priority_of(t.vmsd),
+                section_kind,
+                owner,
+                t.iterable,
+                t.full,
+                t.sent,
+                self._early_setup(t.vmsd),
+                hotplugged,
             )
         )
-        self.owners[self.next_id] = owner
         self.next_id += 1
 
     def _priority_of(self, vmsd: str) -> PriorityLevel:
@@ -236,14 +240,14 @@ def register(release: Release, vm: Vm) -> Registered:
             placer.unplug(victim.qdev_id, victim)
             placed.remove(victim)
     return Registered(
-        release, vm, machine_type, tuple(reg.sections), tuple(placed), dict(reg.owners)
+        release, vm, machine_type, tuple(reg.sections), tuple(placed)
     )
 
 
 def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
     dtype = reg.release.device(spec.driver)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
-    props = dict(spec.props) if spec.props else None
+    props = spec.props or None
     for t in dtype.registers:
         reg.add(
             t,

@@ -138,6 +138,9 @@ class _Firsts:
         return cls(max(firsts, key=lambda p: p.position), tuple(sorted(p.position for p in firsts)))
 
 
+_VIOLATED, _TIE_FRAGILE, _GUARANTEED = Verdict.VIOLATED, Verdict.TIE_FRAGILE, Verdict.GUARANTEED
+
+
 def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, Evidence]:
     # Judge by where each section really loads: for a derived order that is QEMU's sort
     # (phase, priority, registration); for an observed stream it is what the stream shows.
@@ -159,11 +162,11 @@ def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, Evidence]:
         # rewritten stream): the position in the stream is the evidence.
         by = "observed order"
     if late:
-        verdict = Verdict.VIOLATED
-    elif by in ("registration", "observed order"):
-        verdict = Verdict.TIE_FRAGILE if by == "registration" else Verdict.GUARANTEED
+        verdict = _VIOLATED
+    elif by == "registration":
+        verdict = _TIE_FRAGILE
     else:
-        verdict = Verdict.GUARANTEED
+        verdict = _GUARANTEED
     return verdict, Evidence(worst, then, by, violating, len(group.positions))
 
 

@@ -18,7 +18,10 @@ class Phase(StrEnum):
     @property
     def rank(self) -> int:
         """0, 1, 2 in stream order."""
-        return list(Phase).index(self)
+        return _RANK[self.value]
+
+
+_RANK = {"setup": 0, "iterate": 1, "complete": 2}
 
 
 class SectionType(StrEnum):

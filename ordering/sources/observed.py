@@ -317,9 +317,7 @@ def observed_order(
         description=f"observed in {stream.path}",
     )
     ordered = tuple(sections[sid] for sid in sorted(sections))
-    registered = Registered(
-        rel, vm, machine_type, ordered, devices, {s.section_id: s.owner for s in ordered}
-    )
+    registered = Registered(rel, vm, machine_type, ordered, devices)
     return LoadOrder(rel, vm, registered.machine_type, steps, registered)
 
 
