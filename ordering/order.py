@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
+    MachineLayout,
     RegistrationTemplate,
     condition_holds,
     machine_type_version,
@@ -62,8 +63,10 @@ class LoadOrder:
 
 
 class _Registry:
-    def __init__(self, release: Release, vm: Vm, machine_type: str, defaults: dict[str, str]) -> None:
+    def __init__(self, release: Release, vm: Vm, machine_type: str, layout: MachineLayout) -> None:
         self.release = release
+        self.layout = layout
+        defaults = layout.options
         self.options = {**defaults, **vm.machine_options}
         self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
         self._priority: dict[str, PriorityLevel] = {}
@@ -190,7 +193,7 @@ def register(release: Release, vm: Vm) -> Registered:
     registration gives it (vCPU index, APIC id).
     """
     layout, machine_type = release.machine(vm.machine)
-    reg = _Registry(release, vm, machine_type, layout.options)
+    reg = _Registry(release, vm, machine_type, layout)
     placer = Placer(layout)
     topo = vm.topology
     for t in layout.boot:
@@ -246,6 +249,13 @@ def register(release: Release, vm: Vm) -> Registered:
 
 def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
     dtype = reg.release.device(spec.driver)
+    if dtype.machines and reg.layout.name not in dtype.machines:
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it on machine {reg.layout.name}"
+            + (f" ('{dtype.refusal}')" if dtype.refusal else "")
+            + f"; it needs {', '.join(dtype.machines)}",
+        )
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
     props = spec.props or None
     for t in dtype.registers:

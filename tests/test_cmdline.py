@@ -95,3 +95,10 @@ def test_hotplugged_cpu_registers_after_everything() -> None:
     assert [(s.idstr, s.instance_id) for s in sections[-3:]] == [("cpu_common", 3), ("cpu", 3), ("apic", 3)]
     with pytest.raises(ScenarioError, match="expected an absent vCPU index below maxcpus=4"):
         derive(k.release("7.2"), replace(vm, hotplug=(HotplugStep(cpu=1),)))
+
+
+def test_a_device_the_machine_refuses_is_refused_in_qemus_words() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine pc -device intel-iommu")
+    with pytest.raises(ScenarioError, match="expects a dynamic sysbus device type for the machine"):
+        derive(k.release("7.2"), vm)

@@ -202,3 +202,13 @@ def test_derived_order_is_priority_then_registration_within_each_phase(devices: 
     assert keys == sorted(keys)
     result = check_order(K, order)
     assert result.exit_code in (0, 1)
+
+
+def test_ivshmem_peer_mode_blocks_in_every_release() -> None:
+    base = "-nodefaults -machine q35 -object memory-backend-ram,id=s,size=1M,share=on -device ivshmem-plain,memdev=s"
+    for rel in K.releases.values():
+        peer = check(K, rel, parse_command_line(base))
+        assert [b.message for b in peer.blockers] == [
+            "Migration is disabled when using feature 'peer mode' in device 'ivshmem'"
+        ]
+        assert check(K, rel, parse_command_line(base + ",master=on")).blockers == ()

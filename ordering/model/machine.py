@@ -166,3 +166,7 @@ class DeviceType:
     msi: bool
     source: str
     notes: str = ""
+    machines: tuple[str, ...] = ()
+    """Machines that accept it (a sysbus device such as intel-iommu); empty: any."""
+    refusal: str = ""
+    """QEMU's words when another machine refuses it."""
