@@ -249,6 +249,12 @@ def register(release: Release, vm: Vm) -> Registered:
 
 def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
     dtype = reg.release.device(spec.driver)
+    if dtype.since and reg.release.version < version_tuple(dtype.since):
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: '{spec.driver}' is not a valid device model name in QEMU "
+            f"{reg.release.name} (it came in {dtype.since})",
+        )
     if dtype.machines and reg.layout.name not in dtype.machines:
         raise ScenarioError(
             spec.origin,

@@ -102,3 +102,11 @@ def test_a_device_the_machine_refuses_is_refused_in_qemus_words() -> None:
     vm = parse_command_line("-nodefaults -machine pc -device intel-iommu")
     with pytest.raises(ScenarioError, match="expects a dynamic sysbus device type for the machine"):
         derive(k.release("7.2"), vm)
+
+
+def test_a_device_newer_than_the_release_is_refused() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine q35 -device igb")
+    with pytest.raises(ScenarioError, match=r"'igb' is not a valid device model name in QEMU 7\.2"):
+        derive(k.release("7.2"), vm)
+    assert any(s.idstr == "0000:00:01.0/igb" for s in derive(k.release("10.0"), vm).registered.sections)

@@ -166,6 +166,8 @@ class DeviceType:
     msi: bool
     source: str
     notes: str = ""
+    since: str = ""
+    """The first release that has it; older releases refuse it."""
     machines: tuple[str, ...] = ()
     """Machines that accept it (a sysbus device such as intel-iommu); empty: any."""
     refusal: str = ""

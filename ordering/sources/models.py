@@ -186,7 +186,7 @@ _DEVICE_KEYS = frozenset(
     {"kind", "bus", "provides_bus", "first_slot", "registers", "dma", "msi", "source", "notes",
      "user_creatable",
      # documentation of what the real binary did, kept beside the facts
-     "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
+     "since", "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
      "slot0_refused_text", "unmigratable", "machines"}
 # `machines` and `refused_on_pc` are read: a device QEMU refuses on other machines is refused.
 )
@@ -212,6 +212,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             msi=t.flag("msi", False),
             source=t.text("source"),
             notes=t.text("notes", ""),
+            since=t.text("since", ""),
             machines=t.texts("machines", ()),
             refusal=t.text("refused_on_pc", ""),
         )
