@@ -197,7 +197,8 @@ def register(release: Release, vm: Vm) -> Registered:
     placer = Placer(layout)
     topo = vm.topology
     for t in layout.boot:
-        reg.add(t, owner="machine")
+        for _ in vm.audiodevs if t.repeat == "audiodev" else (None,):
+            reg.add(t, owner="machine")
     for i in range(topo.cpus):
         apic_id = topo.apic_id(i)
         for t in layout.cpu:

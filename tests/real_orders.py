@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +41,7 @@ def vm_of(data: dict[str, Any]) -> Vm:
         else:
             text = ",".join([driver, *(f"{k}={v}" for k, v in args.items())])
             steps.append(HotplugStep(device=device_from_text(text, "hotplug")))
-    return Vm(
-        name=vm.name,
-        machine=vm.machine,
-        machine_options=vm.machine_options,
-        topology=vm.topology,
-        devices=vm.devices,
-        hotplug=tuple(steps),
-        memory=vm.memory,
-        objects=vm.objects,
-        source=vm.source,
-    )
+    return replace(vm, hotplug=tuple(steps))
 
 
 def expected(data: dict[str, Any], *, full_only: bool) -> list[tuple[str, int, str, int]]:

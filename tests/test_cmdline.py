@@ -110,3 +110,19 @@ def test_a_device_newer_than_the_release_is_refused() -> None:
     with pytest.raises(ScenarioError, match=r"'igb' is not a valid device model name in QEMU 7\.2"):
         derive(k.release("7.2"), vm)
     assert any(s.idstr == "0000:00:01.0/igb" for s in derive(k.release("10.0"), vm).registered.sections)
+
+
+def test_libvirt_style_json_options_global_and_audiodev() -> None:
+    vm = parse_command_line(
+        "-nodefaults -machine q35 -audiodev '{\"id\":\"a0\",\"driver\":\"none\"}' -audiodev none,id=a1 "
+        "-global virtio-net-pci.iommu_platform=on -global driver=virtio-net-pci,property=ats,value=on "
+        "-device '{\"driver\":\"virtio-net-pci\",\"id\":\"n0\",\"iommu_platform\":false}'"
+    )
+    assert vm.audiodevs == ("a0", "a1")
+    (dev,) = vm.devices
+    assert (dev.driver, dev.id) == ("virtio-net-pci", "n0")
+    assert dev.props == {"iommu_platform": "off", "ats": "on"}  # the device's own value wins
+    with pytest.raises(ScenarioError, match="expected a JSON object"):
+        parse_command_line("-nodefaults -machine q35 -device '{\"driver\": e1000}'")
+    with pytest.raises(ScenarioError, match="expected DRIVER.PROPERTY=VALUE"):
+        parse_command_line("-nodefaults -machine q35 -global nodot")

@@ -28,6 +28,8 @@ class RegistrationTemplate:
     since: str = ""
     until: str = ""
     of: str = ""
+    repeat: str = ""
+    """``audiodev``: registered once per ``-audiodev`` (``audio``), none without one."""
     source: str = ""
 
 

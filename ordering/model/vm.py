@@ -76,5 +76,7 @@ class Vm:
     memory: str = ""
     objects: tuple[Mapping[str, str], ...] = ()
     guest: Mapping[str, object] = field(default_factory=dict)
+    audiodevs: tuple[str, ...] = ()
+    """ids of the ``-audiodev`` backends (each registers an ``audio`` entry at start)."""
     source: str = ""
     description: str = ""

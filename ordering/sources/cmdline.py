@@ -7,6 +7,7 @@ is reported, never ignored silently.
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
 
@@ -32,7 +33,6 @@ _UNSUPPORTED = {
     "-usb": "use -device qemu-xhci (or another controller) explicitly",
     "-usbdevice": "use -device",
     "-vga": "use -nodefaults and -device for the display",
-    "-global": "set the property on the -device instead",
     "-readconfig": "give the options on the command line",
     "-hda": "use -blockdev plus -device",
     "-cdrom": "use -blockdev plus -device",
@@ -65,7 +65,29 @@ def split_props(text: str) -> list[str]:
     return out
 
 
+def _json_props(text: str, origin: str, implied: str) -> tuple[str, dict[str, str]]:
+    """QEMU's JSON form of an option (``-device {"driver":"e1000e","id":"n0"}``, as libvirt
+    writes it): values become the strings the key=value form would carry."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(origin, f"{text!r}: expected a JSON object ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ScenarioError(origin, f"{text!r}: expected a JSON object")
+    props: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, bool):
+            props[str(key)] = "on" if value else "off"
+        elif isinstance(value, str | int | float):
+            props[str(key)] = str(value)
+        else:
+            props[str(key)] = json.dumps(value, sort_keys=True)
+    return props.pop(implied, ""), props
+
+
 def _props(text: str, origin: str, implied: str) -> tuple[str, dict[str, str]]:
+    if text.lstrip().startswith("{"):
+        return _json_props(text, origin, implied)
     parts = split_props(text)
     head = ""
     props: dict[str, str] = {}
@@ -154,6 +176,8 @@ def parse_command_line(
     memory = ""
     devices: list[DeviceSpec] = []
     objects: list[dict[str, str]] = []
+    globals_: list[tuple[str, str, str]] = []
+    audiodevs: list[str] = []
     i = 0
     while i < len(args):
         opt = args[i]
@@ -186,6 +210,11 @@ def parse_command_line(
             memory = value
         elif norm == "-device":
             devices.append(device_from_text(value, origin))
+        elif norm == "-global":
+            globals_.append(_global(value, origin))
+        elif norm == "-audiodev":
+            head, props = _props(value, origin, "driver")
+            audiodevs.append(props.get("id", f"audiodev{len(audiodevs)}"))
         elif norm == "-object":
             head, props = _props(value, origin, "qom-type")
             objects.append({"qom-type": head, **props})
@@ -211,11 +240,35 @@ def parse_command_line(
         machine=machine,
         machine_options=machine_options,
         topology=topology,
-        devices=tuple(devices),
+        devices=tuple(_with_globals(d, globals_) for d in devices),
         memory=memory,
         objects=tuple(objects),
+        audiodevs=tuple(audiodevs),
         source=where,
     )
+
+
+def _global(text: str, origin: str) -> tuple[str, str, str]:
+    """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V``."""
+    if text.lstrip().startswith("{") or text.startswith("driver="):
+        _, props = _props(text, origin, "_")
+        try:
+            return props["driver"], props["property"], props["value"]
+        except KeyError as missing:
+            raise ScenarioError(origin, f"-global {text}: expected driver, property and value (no {missing})") from None
+    left, sep, value = text.partition("=")
+    driver, dot, prop = left.rpartition(".")
+    if not sep or not dot or not driver or not prop:
+        raise ScenarioError(origin, f"-global {text}: expected DRIVER.PROPERTY=VALUE")
+    return driver, prop, value
+
+
+def _with_globals(spec: DeviceSpec, globals_: list[tuple[str, str, str]]) -> DeviceSpec:
+    """A device's properties with ``-global`` defaults for its driver (its own win, as in QEMU)."""
+    extra = {p: v for d, p, v in globals_ if d == spec.driver and p not in spec.props}
+    if not extra:
+        return spec
+    return DeviceSpec(spec.driver, spec.id, spec.bus, spec.addr, {**extra, **spec.props}, spec.origin)
 
 
 def device_from_text(text: str, origin: str) -> DeviceSpec:

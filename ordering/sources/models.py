@@ -136,7 +136,8 @@ def read_rules(path: Path, kinds: dict[str, Kind]) -> tuple[Rule, ...]:
 
 _REG_KEYS = frozenset(
     {"vmsd", "idstr", "sent", "iterable", "full", "instance", "instance_id", "first_only",
-     "when", "since", "until", "of", "source", "handler", "unmigratable", "early_setup"}
+     "when", "since", "until", "of", "source", "handler", "unmigratable", "early_setup",
+     "repeat"}
 )
 
 
@@ -178,6 +179,7 @@ def _registration(t: Table) -> RegistrationTemplate:
         since=t.text("since", ""),
         until=t.text("until", ""),
         of=t.text("of", ""),
+        repeat=t.text("repeat", "", choices=("", "audiodev")),
         source=t.text("source", ""),
     )
 

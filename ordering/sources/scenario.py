@@ -15,6 +15,7 @@ unplug = "hp0"                    # device_del
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from ordering.errors import MigOrderError, ScenarioError
@@ -58,15 +59,9 @@ def read_scenario(path: Path) -> Vm:
         else:
             steps.append(HotplugStep(unplug=h.text("unplug")))
     guest = t.table("guest").data
-    return Vm(
-        name=path.stem,
-        machine=vm.machine,
-        machine_options=vm.machine_options,
-        topology=vm.topology,
-        devices=vm.devices,
+    return replace(
+        vm,
         hotplug=tuple(steps),
-        memory=vm.memory,
-        objects=vm.objects,
         guest=dict(guest),
         source=str(path),
         description=t.text("description", ""),
