@@ -124,5 +124,5 @@ def test_libvirt_style_json_options_global_and_audiodev() -> None:
     assert dev.props == {"iommu_platform": "off", "ats": "on"}  # the device's own value wins
     with pytest.raises(ScenarioError, match="expected a JSON object"):
         parse_command_line("-nodefaults -machine q35 -device '{\"driver\": e1000}'")
-    with pytest.raises(ScenarioError, match="expected DRIVER.PROPERTY=VALUE"):
+    with pytest.raises(ScenarioError, match=r"expected DRIVER\.PROPERTY=VALUE"):
         parse_command_line("-nodefaults -machine q35 -global nodot")
