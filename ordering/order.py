@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
+    DeviceType,
     MachineLayout,
     RegistrationTemplate,
     condition_holds,
@@ -67,7 +68,10 @@ class _Registry:
         self.release = release
         self.layout = layout
         defaults = layout.options
-        self.options = {**defaults, **vm.machine_options}
+        # vm.audiodevs: how many -audiodev the VM has, for `when = "vm.audiodevs=0"`.
+        self.options = {**defaults, **vm.machine_options, "vm.audiodevs": str(len(vm.audiodevs))}
+        self._once: set[tuple[str, str]] = set()
+        """(idstr, vmsd) of the `once` templates already registered."""
         self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
         self._priority: dict[str, PriorityLevel] = {}
         self._in_release: dict[int, bool] = {}
@@ -110,6 +114,10 @@ class _Registry:
             options={**self.options, **options} if options else self.options,
         ):
             return
+        if t.once:
+            if (t.idstr, t.vmsd) in self._once:
+                return
+            self._once.add((t.idstr, t.vmsd))
         if "{path}" in t.idstr and not path:
             raise ScenarioError(
                 self.vm.source or self.vm.name,
@@ -194,7 +202,7 @@ def register(release: Release, vm: Vm) -> Registered:
     """
     layout, machine_type = release.machine(vm.machine)
     reg = _Registry(release, vm, machine_type, layout)
-    placer = Placer(layout)
+    placer = Placer(layout, release.devices)
     topo = vm.topology
     for t in layout.boot:
         for _ in vm.audiodevs if t.repeat == "audiodev" else (None,):
@@ -209,7 +217,7 @@ def register(release: Release, vm: Vm) -> Registered:
         reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []
     for spec in vm.devices:
-        placed.append(_plug(reg, placer, spec, hotplugged=False))
+        placed.extend(_plug(reg, placer, spec, hotplugged=False))
     for t in layout.late:
         reg.add(t, owner="machine")
     present = set(range(topo.cpus))
@@ -233,7 +241,7 @@ def register(release: Release, vm: Vm) -> Registered:
                     hotplugged=True,
                 )
         elif step.device is not None:
-            placed.append(_plug(reg, placer, step.device, hotplugged=True))
+            placed.extend(_plug(reg, placer, step.device, hotplugged=True))
         elif step.unplug:
             victim = next((p for p in placed if p.qdev_id == step.unplug), None)
             if victim is None:
@@ -248,7 +256,11 @@ def register(release: Release, vm: Vm) -> Registered:
     )
 
 
-def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> PlacedDevice:
+def _plug(
+    reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool
+) -> list[PlacedDevice]:
+    """Place and register one device; first any device QEMU plugged on its own for it (the
+    USB hub chained on when it takes a bus's last free port)."""
     dtype = reg.release.device(spec.driver)
     if dtype.since and reg.release.version < version_tuple(dtype.since):
         raise ScenarioError(
@@ -263,18 +275,41 @@ def _plug(reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool)
             + (f" ('{dtype.refusal}')" if dtype.refusal else "")
             + f"; it needs {', '.join(dtype.machines)}",
         )
+    if dtype.audiodev:
+        _check_audiodev(reg, spec, dtype)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
-    props = spec.props or None
-    for t in dtype.registers:
-        reg.add(
-            t,
-            owner=dev.qdev_id,
-            path=dev.path,
-            options=props,
-            kind=dtype.kind,
-            hotplugged=hotplugged,
+    out = [*placer.auto_plugged, dev]
+    placer.auto_plugged.clear()
+    for d in out:
+        props = d.spec.props or None
+        for t in d.type.registers:
+            reg.add(
+                t,
+                owner=d.qdev_id,
+                path=d.path,
+                options=props,
+                kind=d.type.kind,
+                hotplugged=hotplugged,
+            )
+    return out
+
+
+def _check_audiodev(reg: _Registry, spec: DeviceSpec, dtype: DeviceType) -> None:
+    """``audiodev=`` must name an ``-audiodev``; newer releases refuse a device without it."""
+    wanted = spec.props.get("audiodev", "")
+    if wanted and wanted not in reg.vm.audiodevs:
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it: \"Property '{spec.driver}.audiodev' can't "
+            f"find value '{wanted}'\" (no -audiodev with that id)",
         )
-    return dev
+    since = dtype.audiodev_required_since
+    if not wanted and since and reg.release.version >= version_tuple(since):
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU {reg.release.name} refuses it without audiodev=: "
+            f"'{dtype.audiodev_refusal}'; give -audiodev DRIVER,id=ID and audiodev=ID",
+        )
 
 
 def list_order(sections: tuple[Section, ...]) -> list[Section]:

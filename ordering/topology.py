@@ -1,13 +1,29 @@
-"""PCI placement: which bus each device lands on, its slot, and its qdev path.
+"""Placement: which bus each device lands on, its address, and its qdev path.
 
 The qdev path is what QEMU puts before ``/vmsd`` in an idstr: ``DDDD:BB:SS.F`` on the root
 bus, with ``:SS.F`` appended for every bridge level (``pcibus_get_dev_path``), so it names
 slots, never guest bus numbers.
+
+Child buses of a controller (``child_bus`` in devices.toml) follow what Debian's 7.2, 10.0
+and 11.1 binaries showed (tests/data/captured/*-usb, -scsi, -hda):
+
+* a bus is named ``<controller id>.0``, or ``<type>.N`` without an id (``usb-bus``, ``scsi``,
+  ``hda``; N counts the id-less buses of that type in creation order);
+* a child without ``bus=`` lands on the bus QEMU finds first walking the device tree from the
+  root bus, newest device first (so: the most recently created bus of its type);
+* USB: a child's path is ``<controller path>/<port>``; ports are taken first free first,
+  ``port=`` picks one; a hub's ports (``4.1`` ...) join the end of the free list; when a
+  device would take the last free port, the controller's ``auto_hub`` is plugged there
+  first (if its speeds fit the port; otherwise QEMU silently goes on without it);
+* SCSI: a child's path is ``<controller path>/<channel>:<target>:<lun>``; without
+  ``scsi-id`` the first target whose LUN (``lun=``, default 0) is free, with ``scsi-id`` and
+  no ``lun=`` the first free LUN of that target.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
@@ -30,6 +46,8 @@ class PlacedDevice(NamedTuple):
     bridges: tuple[str, ...]
     """qdev ids of the bridges between the root bus and this device, outermost first."""
     hotplugged: bool = False
+    address: str = ""
+    """Its address on a child bus: a USB port (``1``, ``4.1``) or ``channel:target:lun``."""
 
     @property
     def is_pci(self) -> bool:
@@ -51,6 +69,22 @@ class _Bus:
     bridges: tuple[str, ...]
     first_slot: int
     used: set[int] = field(default_factory=set)
+    children: list[str] = field(default_factory=list)
+    """qdev ids of the devices on it, in plug order."""
+    free_ports: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+    """USB: free ports in the order QEMU hands them out, with the speeds each accepts."""
+    port_speeds: dict[str, frozenset[str]] = field(default_factory=dict)
+    """USB: every port the bus has had, with the speeds it accepts."""
+    auto_hub: str = ""
+    scsi_targets: int = 0
+    scsi_luns: int = 0
+    scsi_used: dict[tuple[int, int], str] = field(default_factory=dict)
+    """SCSI: (target, lun) → the qdev id QEMU names in 'lun already used by'."""
+
+
+_CHILD_BUS = {"usb": ("usb-bus", "usb-bus"), "scsi": ("SCSI", "scsi"), "hda": ("HDA", "hda")}
+"""Bus kind → (the type QEMU names in "No 'T' bus found", the name of an id-less bus before
+its ``.N``), as the real binaries print them."""
 
 
 _ADDR = re.compile(r"^(?:0x)?(?P<slot>[0-9a-fA-F]+)(?:\.(?:0x)?(?P<fn>[0-7]))?$")
@@ -83,14 +117,24 @@ def parse_addr(addr: str, origin: str) -> tuple[int, int]:
 class Placer:
     """Places devices on buses in the order QEMU realizes them."""
 
-    def __init__(self, machine: MachineLayout) -> None:
+    def __init__(
+        self, machine: MachineLayout, devices: Mapping[str, DeviceType] | None = None
+    ) -> None:
         root_used = {parse_addr(s, machine.file or machine.name)[0] for s in machine.reserved_slots}
+        self._root = machine.default_bus
         self._buses: dict[str, _Bus] = {
             machine.default_bus: _Bus(
                 machine.default_bus, machine.root_bus_kind, "0000:00", "", (), 0, root_used
             )
         }
         self._unnamed = 0
+        self._devices = devices or {}
+        self._provided: dict[str, list[str]] = {}
+        """qdev id → the buses it brings."""
+        self._idless: dict[str, int] = {}
+        """Child-bus kind → id-less buses of it so far (their ``.N``)."""
+        self.auto_plugged: list[PlacedDevice] = []
+        """Devices QEMU plugged on its own (a USB hub) while placing the last device."""
 
     def place(self, spec: DeviceSpec, dtype: DeviceType, *, hotplugged: bool) -> PlacedDevice:
         """Place one device; a bridge also brings its secondary bus."""
@@ -100,6 +144,7 @@ class Placer:
         slot: int | None = None
         function: int | None = None
         path = ""
+        address = ""
         bridges: tuple[str, ...] = ()
         bus_name = ""
         if dtype.bus == "pci":
@@ -125,8 +170,22 @@ class Placer:
             bus.used.add(slot)
             path = f"{bus.path}:{slot:02x}.{function}"
             bridges = bus.bridges
+        elif dtype.bus in _CHILD_BUS:
+            child = self._child_bus(spec, dtype)
+            bus_name = child.name
+            bridges = child.bridges
+            address, path = self._child_address(child, spec, dtype)
+            child.children.append(qdev_id)
+            if dtype.usb_ports:
+                self._add_ports(child, dtype, spec, path.rsplit("/", 1)[-1])
         elif spec.bus:
             bus_name = spec.bus
+        if path and dtype.bus == "pci":
+            self._buses[bus_name].children.append(qdev_id)
+        if dtype.child_bus:
+            if not path:
+                raise ScenarioError(spec.origin, f"-device {spec.driver}: a controller needs a PCI bus")
+            self._new_child_bus(spec, dtype, qdev_id, path, bridges)
         if dtype.provides_bus:
             if not path:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: a bridge needs a PCI bus")
@@ -135,16 +194,28 @@ class Placer:
             self._buses[name] = _Bus(
                 name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set()
             )
+            self._provided.setdefault(qdev_id, []).append(name)
         return PlacedDevice(
-            spec, dtype, qdev_id, bus_name, slot, function, path, bridges, hotplugged
+            spec, dtype, qdev_id, bus_name, slot, function, path, bridges, hotplugged,
+            address if dtype.bus in _CHILD_BUS else "",
         )
 
     def unplug(self, qdev_id: str, placed: PlacedDevice) -> None:
-        """Free the slot of an unplugged device."""
+        """Free the slot (or child-bus address) of an unplugged device."""
         bus = self._buses.get(placed.bus)
-        if bus is not None and placed.slot is not None:
-            bus.used.discard(placed.slot)
+        if bus is not None:
+            if placed.slot is not None:
+                bus.used.discard(placed.slot)
+            if qdev_id in bus.children:
+                bus.children.remove(qdev_id)
+            if bus.kind == "usb" and placed.address:
+                # inferred: the freed port joins the end of the free list
+                bus.free_ports.append((placed.address, bus.port_speeds[placed.address]))
+            elif bus.kind == "scsi" and placed.address:
+                _, target, lun = (int(x) for x in placed.address.split(":"))
+                bus.scsi_used.pop((target, lun), None)
         self._buses = {k: b for k, b in self._buses.items() if b.owner != qdev_id}
+        self._provided.pop(qdev_id, None)
 
     def _pci_bus(self, spec: DeviceSpec) -> _Bus:
         name = spec.bus or next(iter(self._buses))
@@ -166,3 +237,178 @@ class Placer:
         raise ScenarioError(
             spec.origin, f"-device {spec.driver}: no free slot on bus {bus.name} (QEMU: 'PCI: no slot/function available')"
         )
+
+    # -- child buses (USB, SCSI, HDA) ------------------------------------------------------
+
+    def _new_child_bus(
+        self, spec: DeviceSpec, dtype: DeviceType, qdev_id: str, path: str, bridges: tuple[str, ...]
+    ) -> None:
+        kind = dtype.child_bus
+        if spec.id:
+            name = f"{spec.id}.0"
+        else:
+            n = self._idless.get(kind, 0)
+            self._idless[kind] = n + 1
+            name = f"{_CHILD_BUS[kind][1]}.{n}"
+        bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0)
+        bus.auto_hub = dtype.auto_hub
+        bus.scsi_targets, bus.scsi_luns = dtype.scsi_targets, dtype.scsi_luns
+        if kind == "usb":
+            bus.free_ports = _ports(dtype, spec, "")
+            bus.port_speeds.update(bus.free_ports)
+        self._buses[name] = bus
+        self._provided.setdefault(qdev_id, []).append(name)
+
+    def _child_bus(self, spec: DeviceSpec, dtype: DeviceType) -> _Bus:
+        qtype = _CHILD_BUS[dtype.bus][0]
+        if spec.bus:
+            bus = self._buses.get(spec.bus)
+            if bus is None:
+                raise ScenarioError(spec.origin, f"-device {spec.driver}: Bus '{spec.bus}' not found (QEMU's words)")
+            if bus.kind != dtype.bus:
+                raise ScenarioError(
+                    spec.origin,
+                    f"-device {spec.driver}: bus {spec.bus} is a {bus.kind} bus; it needs a {qtype} bus",
+                )
+            return bus
+        found = self._find(self._root, dtype.bus)
+        if found is None:
+            raise ScenarioError(
+                spec.origin, f"-device {spec.driver}: No '{qtype}' bus found for device '{spec.driver}' (QEMU's words)"
+            )
+        return found
+
+    def _find(self, name: str, kind: str) -> _Bus | None:
+        """The first bus of ``kind`` walking down from bus ``name``, newest device first."""
+        bus = self._buses[name]
+        if bus.kind == kind:
+            return bus
+        for child in reversed(bus.children):
+            for sub in self._provided.get(child, ()):
+                if sub in self._buses:
+                    found = self._find(sub, kind)
+                    if found is not None:
+                        return found
+        return None
+
+    def _child_address(self, bus: _Bus, spec: DeviceSpec, dtype: DeviceType) -> tuple[str, str]:
+        """(address, qdev path) of a device on a child bus."""
+        if bus.kind == "usb":
+            port = self._usb_port(bus, spec, dtype)
+            return port, f"{bus.path}/{port}"
+        if bus.kind == "scsi":
+            addr = _scsi_address(bus, spec, spec.id or "(null)")
+            return addr, f"{bus.path}/{addr}"
+        return "", ""
+
+    def _usb_port(self, bus: _Bus, spec: DeviceSpec, dtype: DeviceType) -> str:
+        wanted = spec.props.get("port", "")
+        if wanted:
+            index = next((i for i, (p, _) in enumerate(bus.free_ports) if p == wanted), None)
+            if index is None:
+                raise ScenarioError(
+                    spec.origin,
+                    f"-device {spec.driver}: QEMU refuses it: 'usb port {wanted} (bus {bus.name}) "
+                    "not found (in use?)'",
+                )
+        else:
+            if not bus.free_ports:
+                raise ScenarioError(
+                    spec.origin,
+                    f"-device {spec.driver}: QEMU refuses it: 'tried to attach usb device ... to a "
+                    "bus with no free ports'",
+                )
+            if len(bus.free_ports) == 1 and bus.auto_hub and spec.driver != bus.auto_hub:
+                self._auto_hub(bus, spec)
+            index = 0
+        port, speeds = bus.free_ports[index]
+        _check_speed(bus, spec, dtype, port, speeds)
+        del bus.free_ports[index]
+        return port
+
+    def _auto_hub(self, bus: _Bus, spec: DeviceSpec) -> None:
+        hub_type = self._devices.get(bus.auto_hub)
+        if hub_type is None:
+            raise ScenarioError(spec.origin, f"auto_hub {bus.auto_hub!r} of bus {bus.name} is not in devices.toml")
+        port, speeds = bus.free_ports[0]
+        if not speeds & set(hub_type.usb_speeds):
+            return  # QEMU tries the hub, it cannot attach there, and goes on without it
+        hub_spec = DeviceSpec(bus.auto_hub, bus=bus.name, props={"port": port}, origin=spec.origin)
+        self.auto_plugged.append(self.place(hub_spec, hub_type, hotplugged=False))
+
+    def _add_ports(self, bus: _Bus, dtype: DeviceType, spec: DeviceSpec, port: str) -> None:
+        ports = _ports(dtype, spec, f"{port}.")
+        bus.free_ports.extend(ports)
+        bus.port_speeds.update(ports)
+
+
+def _ports(dtype: DeviceType, spec: DeviceSpec, prefix: str) -> list[tuple[str, frozenset[str]]]:
+    """The ports ``dtype`` brings, ``prefix`` + 1, 2, ... each with the speeds it accepts."""
+    counts = []
+    for g in dtype.usb_ports:
+        value = spec.props.get(g.prop, "") if g.prop else ""
+        try:
+            counts.append(int(value, 0) if value else g.count)
+        except ValueError:
+            raise ScenarioError(spec.origin, f"-device {spec.driver}: {g.prop}={value!r}: expected a number") from None
+    total = max(counts, default=0)
+    return [
+        (
+            f"{prefix}{i}",
+            frozenset(s for g, n in zip(dtype.usb_ports, counts, strict=True) if i <= n for s in g.speeds),
+        )
+        for i in range(1, total + 1)
+    ]
+
+
+def _check_speed(bus: _Bus, spec: DeviceSpec, dtype: DeviceType, port: str, speeds: frozenset[str]) -> None:
+    if dtype.usb_speeds and not speeds & set(dtype.usb_speeds):
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it: 'speed mismatch trying to attach usb device "
+            f"... ({'+'.join(dtype.usb_speeds)} speed) to bus \"{bus.name}\", port \"{port}\" "
+            f"({'+'.join(sorted(speeds, key=_SPEEDS.index))} speed)'",
+        )
+
+
+_SPEEDS = ("low", "full", "high", "super")
+
+
+def _int_prop(spec: DeviceSpec, key: str) -> int | None:
+    value = spec.props.get(key, "")
+    if not value:
+        return None
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise ScenarioError(spec.origin, f"-device {spec.driver}: {key}={value!r}: expected a number") from None
+
+
+def _scsi_address(bus: _Bus, spec: DeviceSpec, name: str) -> str:
+    """``channel:target:lun`` as QEMU assigns it (messages are QEMU's words)."""
+    channel = _int_prop(spec, "channel") or 0
+    target = _int_prop(spec, "scsi-id")
+    lun = _int_prop(spec, "lun")
+
+    def refuse(words: str) -> ScenarioError:
+        return ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{words}'")
+
+    if channel != 0:
+        raise refuse(f"bad scsi channel id: {channel}")
+    if target is not None and not 0 <= target < bus.scsi_targets:
+        raise refuse(f"bad scsi device id: {target}")
+    if lun is not None and not 0 <= lun < bus.scsi_luns:
+        raise refuse(f"bad scsi device lun: {lun}")
+    if target is None:
+        lun = lun or 0
+        target = next((t for t in range(bus.scsi_targets) if (t, lun) not in bus.scsi_used), None)
+        if target is None:
+            raise refuse("no free target")
+    elif lun is None:
+        lun = next((n for n in range(bus.scsi_luns) if (target, n) not in bus.scsi_used), None)
+        if lun is None:
+            raise refuse("no free lun")
+    elif (target, lun) in bus.scsi_used:
+        raise refuse(f"lun already used by '{bus.scsi_used[(target, lun)]}'")
+    bus.scsi_used[(target, lun)] = name
+    return f"{channel}:{target}:{lun}"

@@ -30,6 +30,8 @@ class RegistrationTemplate:
     of: str = ""
     repeat: str = ""
     """``audiodev``: registered once per ``-audiodev`` (``audio``), none without one."""
+    once: bool = False
+    """Registered at most once per VM: by the first device whose template admits it."""
     source: str = ""
 
 
@@ -174,3 +176,30 @@ class DeviceType:
     """Machines that accept it (a sysbus device such as intel-iommu); empty: any."""
     refusal: str = ""
     """QEMU's words when another machine refuses it."""
+    child_bus: str = ""
+    """``usb`` | ``scsi`` | ``hda``: the non-PCI bus it brings (a USB/SCSI/HDA controller)."""
+    usb_ports: tuple[UsbPortGroup, ...] = ()
+    """The ports of the USB bus it brings (a controller) or extends (a hub)."""
+    usb_speeds: tuple[str, ...] = ()
+    """Speeds a USB device attaches at (``full``, ``high``, ``super``)."""
+    auto_hub: str = ""
+    """Device type QEMU chains on when a device takes the last free port of the bus it brings."""
+    scsi_targets: int = 0
+    """Number of SCSI target ids (scsi-id 0 .. n-1) of the bus it brings."""
+    scsi_luns: int = 0
+    """Number of LUNs per target of the bus it brings."""
+    audiodev: bool = False
+    """Takes ``audiodev=ID``, which must name an ``-audiodev``."""
+    audiodev_required_since: str = ""
+    """From this release on, QEMU refuses it without ``audiodev=``."""
+    audiodev_refusal: str = ""
+    """QEMU's words for that refusal."""
+
+
+@dataclass(frozen=True)
+class UsbPortGroup:
+    """Ports 1..count of a USB bus that accept ``speeds``; ``prop`` overrides ``count``."""
+
+    speeds: tuple[str, ...]
+    count: int
+    prop: str = ""

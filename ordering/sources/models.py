@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from ordering.errors import ModelError
 from ordering.model.knowledge import Knowledge
-from ordering.model.machine import DeviceType, MachineLayout, RegistrationTemplate, valid_condition
+from ordering.model.machine import (
+    DeviceType,
+    MachineLayout,
+    RegistrationTemplate,
+    UsbPortGroup,
+    valid_condition,
+)
 from ordering.model.priority import MAX, PriorityLevel, PriorityScheme
 from ordering.model.release import (
     BlockerFact,
@@ -137,7 +144,7 @@ def read_rules(path: Path, kinds: dict[str, Kind]) -> tuple[Rule, ...]:
 _REG_KEYS = frozenset(
     {"vmsd", "idstr", "sent", "iterable", "full", "instance", "instance_id", "first_only",
      "when", "since", "until", "of", "source", "handler", "unmigratable", "early_setup",
-     "repeat"}
+     "repeat", "once"}
 )
 
 
@@ -180,6 +187,7 @@ def _registration(t: Table) -> RegistrationTemplate:
         until=t.text("until", ""),
         of=t.text("of", ""),
         repeat=t.text("repeat", "", choices=("", "audiodev")),
+        once=t.flag("once", False),
         source=t.text("source", ""),
     )
 
@@ -189,7 +197,9 @@ _DEVICE_KEYS = frozenset(
      "user_creatable",
      # documentation of what the real binary did, kept beside the facts
      "since", "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
-     "slot0_refused_text", "unmigratable", "machines"}
+     "slot0_refused_text", "unmigratable", "machines",
+     # child buses (USB, SCSI, HDA) and audio
+     "child_bus", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev"}
 # `machines` and `refused_on_pc` are read: a device QEMU refuses on other machines is refused.
 )
 
@@ -206,7 +216,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "none", "cpu")),
+            bus=t.text("bus", choices=("pci", "sysbus", "none", "cpu", "usb", "scsi", "hda")),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -217,8 +227,47 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             since=t.text("since", ""),
             machines=t.texts("machines", ()),
             refusal=t.text("refused_on_pc", ""),
+            **_child_bus_keys(t),
         )
+    for name, dev in devices.items():
+        if dev.auto_hub and dev.auto_hub not in devices:
+            raise doc.error(("device", name, "auto_hub"), f"auto_hub: expected a device type of this file, got {dev.auto_hub!r}")
     return devices
+
+
+_SPEEDS = ("low", "full", "high", "super")
+
+
+def _speeds(t: Table, key: str) -> tuple[str, ...]:
+    text = t.text(key, "")
+    speeds = tuple(s for s in text.split("+") if s)
+    if any(s not in _SPEEDS for s in speeds):
+        raise t.doc.error((*t.path, key), f"{key}: expected speeds joined by '+' ({', '.join(_SPEEDS)}), got {text!r}")
+    return speeds
+
+
+def _child_bus_keys(t: Table) -> dict[str, Any]:
+    """``child_bus``, ``usb_ports``, ``usb_speeds``, ``auto_hub``, ``scsi_*``, ``audiodev``."""
+    groups = []
+    for g in t.tables("usb_ports"):
+        g.reject_unknown({"speeds", "count", "prop"})
+        groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count"), g.text("prop", "")))
+    audio = t.table("audiodev")
+    audio.reject_unknown({"required_since", "refusal"})
+    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda"))
+    if child_bus == "scsi" and not (t.integer("scsi_targets", 0) and t.integer("scsi_luns", 0)):
+        raise t.doc.error(t.path, "a SCSI controller (child_bus = \"scsi\") needs scsi_targets and scsi_luns")
+    return {
+        "child_bus": child_bus,
+        "usb_ports": tuple(groups),
+        "usb_speeds": _speeds(t, "usb_speeds"),
+        "auto_hub": t.text("auto_hub", ""),
+        "scsi_targets": t.integer("scsi_targets", 0),
+        "scsi_luns": t.integer("scsi_luns", 0),
+        "audiodev": "audiodev" in t.data,
+        "audiodev_required_since": audio.text("required_since", ""),
+        "audiodev_refusal": audio.text("refusal", ""),
+    }
 
 
 _MACHINE_KEYS = frozenset(
