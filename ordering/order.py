@@ -300,8 +300,9 @@ def _check_audiodev(reg: _Registry, spec: DeviceSpec, dtype: DeviceType) -> None
     if wanted and wanted not in reg.vm.audiodevs:
         raise ScenarioError(
             spec.origin,
-            f"-device {spec.driver}: QEMU refuses it: \"Property '{spec.driver}.audiodev' can't "
-            f"find value '{wanted}'\" (no -audiodev with that id)",
+            f"-device {spec.driver}: QEMU refuses it: no -audiodev has id '{wanted}' (7.2: "
+            f"\"Property '{spec.driver}.audiodev' can't find value '{wanted}'\"; 10.0 and 11.1: "
+            f"\"audiodev '{wanted}' not found\")",
         )
     since = dtype.audiodev_required_since
     if not wanted and since and reg.release.version >= version_tuple(since):
