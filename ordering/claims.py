@@ -8,14 +8,51 @@ its own: a priority on a nested VMSD never orders the stream.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ordering.model.priority import DEFAULT, PriorityLevel
+from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.rule import Rule
 
-_CLAIM = re.compile(r"must happen (?P<rel>before|after) (?P<target>.+?)\s*\.?\s*$", re.IGNORECASE)
+_CLAIM = re.compile(
+    r"\bmust\s+(?:happen|be\s+(?:loaded|restored|migrated)|load)\s+(before|after)\s+(.+?)\s*\.?\s*$",
+    re.IGNORECASE,
+)
+
+
+def read_claim(comment: str) -> tuple[str, str] | None:
+    """``("before", "PCI devices")`` for a "Must happen before PCI devices" comment.
+
+    >>> read_claim("Must happen before the ITS")
+    ('before', 'the ITS')
+    >>> read_claim("An uninitialized priority field maps to MIG_PRI_DEFAULT") is None
+    True
+    """
+    m = _CLAIM.search(comment)
+    return (m.group(1).lower(), m.group(2)) if m else None
+
+
+def claim_target(target: str, names: Sequence[str]) -> str | None:
+    """The level a claim's target names, among the enum's ``names``.
+
+    "PCI devices" (any "... devices") means DEFAULT, where ordinary devices load; "the ITS"
+    is the level ending in ``_ITS``.
+
+    >>> names = ("MIG_PRI_DEFAULT", "MIG_PRI_IOMMU", "MIG_PRI_GICV3_ITS", "MIG_PRI_GICV3")
+    >>> claim_target("PCI devices", names), claim_target("IOMMU", names), claim_target("the ITS", names)
+    ('MIG_PRI_DEFAULT', 'MIG_PRI_IOMMU', 'MIG_PRI_GICV3_ITS')
+    """
+    words = re.sub(r"^(?:the|all|any)\s+", "", target.strip().rstrip("."), flags=re.IGNORECASE)
+    key = re.sub(r"\W+", "_", words).strip("_").upper()
+    if not key:
+        return None
+    if key in ("DEVICES", "DEFAULT") or key.endswith("_DEVICES"):
+        return "MIG_PRI_DEFAULT" if "MIG_PRI_DEFAULT" in names else None
+    if f"MIG_PRI_{key}" in names:
+        return f"MIG_PRI_{key}"
+    ends = [n for n in names if n.endswith(f"_{key}")]
+    return ends[0] if len(ends) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -44,21 +81,6 @@ class ClaimCheck:
     note: str
 
 
-def _target(text: str, release: Release) -> PriorityLevel | None:
-    t = text.lower()
-    if "pci device" in t or t in ("default", "default priority"):
-        return release.scheme.level(DEFAULT)
-    words = re.findall(r"[a-z0-9_]+", t)
-    for lvl in release.scheme.usable:
-        if lvl.short.lower() in words:
-            return lvl
-    for lvl in release.scheme.usable:
-        # "the ITS" names MIG_PRI_GICV3_ITS
-        if any(w and lvl.short.lower().endswith("_" + w) for w in words):
-            return lvl
-    return None
-
-
 def parse_claims(release: Release) -> list[Claim]:
     """Every "Must happen before/after ..." comment of the release's enum.
 
@@ -67,11 +89,14 @@ def parse_claims(release: Release) -> list[Claim]:
     ...  for c in parse_claims(load_knowledge().release("7.2"))][:2]
     [('IOMMU', 'before', 'DEFAULT'), ('PCI_BUS', 'before', 'IOMMU')]
     """
+    names = tuple(lvl.name for lvl in release.scheme.levels)
     out: list[Claim] = []
     for lvl in release.scheme.levels:
-        m = _CLAIM.search(lvl.comment)
-        if m:
-            out.append(Claim(lvl, m.group("rel").lower(), m.group("target"), _target(m.group("target"), release)))
+        claim = read_claim(lvl.comment)
+        if claim is not None:
+            relation, text = claim
+            target = claim_target(text, names)
+            out.append(Claim(lvl, relation, text, release.scheme.level(target) if target else None))
     return out
 
 

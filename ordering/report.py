@@ -12,16 +12,22 @@ from ordering.order import LoadOrder
 from ordering.verdict import Placement, RuleVerdict, Verdict
 
 
-def section_dict(step: LoadStep) -> dict[str, Any]:
-    """One load step in the shape ``migorder order --json`` and ``stream --json`` share."""
-    s = step.section
+def _section_fields(s: Section, phase: str) -> dict[str, Any]:
     return {
         "idstr": s.idstr,
         "instance_id": s.instance_id,
         "section_id": s.section_id,
-        "phase": step.phase.value,
+        "phase": phase,
         "priority": s.priority.name,
         "priority_value": s.priority.value,
+    }
+
+
+def section_dict(step: LoadStep) -> dict[str, Any]:
+    """One load step in the shape ``migorder order --json`` and ``stream --json`` share."""
+    s = step.section
+    return {
+        **_section_fields(s, step.phase.value),
         "vmsd": s.vmsd,
         "kind": s.kind,
         "type": step.type.value,
@@ -68,16 +74,7 @@ def order_text(order: LoadOrder) -> str:
 
 
 def _placement(p: Placement) -> dict[str, Any]:
-    s = p.section
-    return {
-        "idstr": s.idstr,
-        "instance_id": s.instance_id,
-        "section_id": s.section_id,
-        "phase": p.phase.value,
-        "priority": s.priority.name,
-        "priority_value": s.priority.value,
-        "position": p.position,
-    }
+    return {**_section_fields(p.section, p.phase.value), "position": p.position}
 
 
 def verdict_dict(v: RuleVerdict) -> dict[str, Any]:
@@ -233,8 +230,3 @@ def check_text(r: CheckResult, *, verbose: bool = False) -> str:
             if c.nested:
                 lines.append(f"        nested only: {', '.join(c.nested)}")
     return "\n".join(lines)
-
-
-def section_name(s: Section) -> str:
-    """``idstr`` or ``idstr#instance``."""
-    return s.label

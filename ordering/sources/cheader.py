@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ordering.claims import claim_target, read_claim
 from ordering.errors import SourceTreeError
 
 __all__ = [
@@ -51,12 +52,6 @@ _BLANK = re.compile(
     r"""/\*.*?(?:\*/|\Z)|//(?:\\\n|[^\n])*|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'""",
     re.DOTALL,
 )
-
-_CLAIM = re.compile(
-    r"\bmust\s+(?:happen|be\s+(?:loaded|restored|migrated)|load)\s+(before|after)\s+(.+?)\s*\.?\s*$",
-    re.IGNORECASE,
-)
-
 
 @dataclass(frozen=True)
 class EnumLevel:
@@ -449,22 +444,6 @@ def _eval(expr: list[_Tok], values: dict[str, int], filename: str, line: int) ->
     )
 
 
-def _target_level(target: str, names: tuple[str, ...]) -> str | None:
-    words = target.strip().rstrip(".")
-    words = re.sub(r"^(?:the|all|any)\s+", "", words, flags=re.IGNORECASE)
-    key = re.sub(r"\W+", "_", words).strip("_").upper()
-    if not key:
-        return None
-    if key == "DEVICES" or key.endswith("_DEVICES"):
-        # ordinary devices load at DEFAULT ("before PCI devices" = before DEFAULT)
-        return "MIG_PRI_DEFAULT" if "MIG_PRI_DEFAULT" in names else None
-    for name in names:
-        if name == f"MIG_PRI_{key}":
-            return name
-    ends = [n for n in names if n.endswith(f"_{key}")]
-    return ends[0] if len(ends) == 1 else None
-
-
 def parse_claims(enum: PriorityEnum) -> tuple[OrderClaim, ...]:
     """Read "Must happen before/after X" comments as ordering claims.
 
@@ -492,18 +471,15 @@ def parse_claims(enum: PriorityEnum) -> tuple[OrderClaim, ...]:
     """
     claims: list[OrderClaim] = []
     for level in enum.levels:
-        m = _CLAIM.search(level.comment) or _CLAIM.search(level.leading)
-        if not m:
+        found = read_claim(level.comment) or read_claim(level.leading)
+        if found is None:
             continue
-        relation: Literal["before", "after"] = (
-            "before" if m.group(1).lower() == "before" else "after"
-        )
-        target = m.group(2)
+        relation: Literal["before", "after"] = "before" if found[0] == "before" else "after"
         claims.append(OrderClaim(
             level=level.name,
             relation=relation,
-            target=target,
-            target_level=_target_level(target, enum.names),
+            target=found[1],
+            target_level=claim_target(found[1], enum.names),
             line=level.line,
         ))
     return tuple(claims)
