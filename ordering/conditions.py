@@ -7,6 +7,7 @@ every ``first`` section that must load before it. No instance means the rule is 
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
@@ -36,13 +37,15 @@ class _View:
 
     def __init__(self, reg: Registered) -> None:
         self.reg = reg
-        self.sent = [s for s in reg.sections if s.sent]
         self.devices = {d.qdev_id: d for d in reg.devices}
-        self.by_owner: dict[str, list[Section]] = {}
-        self.by_kind: dict[str, list[Section]] = {}
-        for s in self.sent:
-            self.by_owner.setdefault(s.owner, []).append(s)
-            self.by_kind.setdefault(s.kind, []).append(s)
+        by_owner: defaultdict[str, list[Section]] = defaultdict(list)
+        by_kind: defaultdict[str, list[Section]] = defaultdict(list)
+        for s in reg.sections:
+            if s.sent:
+                by_owner[s.owner].append(s)
+                by_kind[s.kind].append(s)
+        self.by_owner: dict[str, list[Section]] = by_owner
+        self.by_kind: dict[str, list[Section]] = by_kind
         self.arch = reg.release.machine(reg.vm.machine)[0].arch
         self._device_sections: dict[str, list[Section]] = {}
 
@@ -80,18 +83,17 @@ def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     viommus = v.kind("viommu")
     if not viommus:
         return
-    above: dict[str, list[str]] = {}
+    above: set[str] = set()
+    behind: list[str] = []
     for dev in v.reg.devices:
-        if dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu"):
-            for bridge in dev.bridges:
-                above.setdefault(bridge, []).append(dev.qdev_id)
-    firsts = tuple(
-        s for s in v.kind("pci-bridge") if s.owner in above
-    )
+        if dev.bridges and dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu"):
+            above.update(dev.bridges)
+            behind.append(dev.qdev_id)
+    firsts = tuple(s for s in v.kind("pci-bridge") if s.owner in above)
     if not firsts:
         return
-    devices = sorted({d for b in above for d in above[b]})
-    shown = ", ".join(devices[:4]) + (f" and {len(devices) - 4} more" if len(devices) > 4 else "")
+    behind.sort()
+    shown = ", ".join(behind[:4]) + (f" and {len(behind) - 4} more" if len(behind) > 4 else "")
     for then in viommus:
         yield RuleInstance(
             rule, firsts, then, f"DMA devices behind bridges are translated by {then.idstr}: {shown}"
@@ -104,21 +106,20 @@ def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     bridge_sections: dict[str, list[Section]] = {}
     for s in v.kind("pci-bridge"):
         bridge_sections.setdefault(s.owner, []).append(s)
-    shared: dict[tuple[str, ...], tuple[Section, ...]] = {}
+    shared: dict[tuple[str, ...], tuple[tuple[Section, ...], str]] = {}
     for then in v.device_sections("dma"):
-        dev = v.devices[then.owner]
-        if not dev.bridges:
+        bridges = v.devices[then.owner].bridges
+        if not bridges:
             continue
         # Devices behind the same bridges share one tuple: judged once (ordering.verdict).
-        firsts = shared.get(dev.bridges)
-        if firsts is None:
-            firsts = shared[dev.bridges] = tuple(
-                s for b in dev.bridges for s in bridge_sections.get(b, [])
+        known = shared.get(bridges)
+        if known is None:
+            known = shared[bridges] = (
+                tuple(s for b in bridges for s in bridge_sections.get(b, [])),
+                f" is behind {', '.join(bridges)} and DMA is translated",
             )
-        if firsts:
-            yield RuleInstance(
-                rule, firsts, then, f"{then.owner} is behind {', '.join(dev.bridges)} and DMA is translated"
-            )
+        if known[0]:
+            yield RuleInstance(rule, known[0], then, then.owner + known[1])
 
 
 def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
