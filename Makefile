@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit bench proofs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "migorder needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -21,13 +21,16 @@ demo: $(STAMP)
 	$(BIN)/migorder check --qemu 10.0; test $$? -le 1
 
 lint: $(STAMP)
-	$(BIN)/ruff check ordering tests benchmarks notebooks
+	$(BIN)/ruff check ordering tests benchmarks notebooks proofs
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q --doctest-modules ordering tests
 
 test: lint unit
+
+proofs: $(STAMP)
+	@for p in proofs/*.py; do echo "== $$p"; $(BIN)/python $$p || exit 1; done
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/check_scale.py

@@ -75,6 +75,10 @@ def blockers(order: LoadOrder) -> list[Blocker]:
             continue
         if fact.device and fact.device != dev.spec.driver and fact.name != s.vmsd:
             continue
+        if fact.when and not condition_holds(
+            fact.when, release=release.version, machine_version=None, options=dict(dev.spec.props)
+        ):
+            continue
         out.append(Blocker(dev.qdev_id, f"State blocked by non-migratable device '{s.idstr}'", fact.source))
     kinds_present = {s.kind for s in reg.sections if s.sent}
     machine_type_version = machine_version(order.machine_type)

@@ -28,6 +28,7 @@ COMMANDS = (
     "diagram",
     "timeline",
     "history",
+    "prove",
     "info",
 )
 

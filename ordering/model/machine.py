@@ -121,7 +121,7 @@ def valid_condition(when: str) -> bool:
     for clause in (c.strip() for c in when.replace("&&", ",").split(",")):
         if not clause:
             continue
-        if _CMP.match(clause) or re.match(r"^[\w.-]+\s*(!?=)\s*[\w.:-]+$", clause):
+        if _CMP.match(clause) or re.match(r"^[\w.-]+\s*(!?=)\s*[\w.:-]*$", clause):
             continue
         return False
     return True

@@ -53,6 +53,8 @@ class Unmigratable:
     file: str
     device: str
     source: str = ""
+    when: str = ""
+    """Device-property condition under which it blocks (``pci-id=``: only without a pci-id)."""
 
 
 @dataclass(frozen=True)

@@ -374,8 +374,13 @@ def read_release(
         vmsds[fact.name] = fact
     unmigratable: dict[str, Unmigratable] = {}
     for u in t.tables("unmigratable"):
-        u.reject_unknown({"name", "symbol", "file", "device", "source"})
-        un = Unmigratable(u.text("name"), u.text("symbol", ""), u.text("file", ""), u.text("device", ""), u.text("source"))
+        u.reject_unknown({"name", "symbol", "file", "device", "source", "when"})
+        when = u.text("when", "")
+        if not valid_condition(when):
+            raise doc.error((*u.path, "when"), f"when: expected a device-property condition, got {when!r}")
+        un = Unmigratable(
+            u.text("name"), u.text("symbol", ""), u.text("file", ""), u.text("device", ""), u.text("source"), when
+        )
         unmigratable[un.name] = un
     blockers: list[BlockerFact] = []
     for b in t.tables("blocker"):

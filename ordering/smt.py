@@ -1,0 +1,216 @@
+"""Proofs about a QEMU release with z3: does a rule hold for **every** VM, or is there a
+counterexample?
+
+A verdict of ``migorder check`` is about one VM. Here the question is universal: can *any* VM
+of this release load a ``first`` section after a ``then`` section? Every section either side
+can have in the release (every VMSD its kinds' devices and machines register, in every phase
+the release can send it in) is paired with every section of the other side. For each pair, z3
+searches for registration positions under QEMU's sort (phase, then priority higher first,
+then registration order) that load ``first`` after ``then``. Registration order is left free:
+``-device`` order, hot-plug and unplug/replug move it. No such pair: PROVED for every VM.
+Otherwise the model is the counterexample.
+
+The theorem is about the two sides existing in one VM. It does not use the rule's liveness
+condition, so a counterexample may need a VM where the rule is live (the report says which
+sections and phases it takes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import z3
+
+from ordering.model.machine import RegistrationTemplate, version_tuple
+from ordering.model.priority import PriorityLevel
+from ordering.model.release import Release
+from ordering.model.rule import Rule
+from ordering.model.section import Phase
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A section one side of a rule may have in a release: its VMSD, priority and phase."""
+
+    vmsd: str
+    priority: PriorityLevel
+    phase: Phase
+    note: str = ""
+    """When this candidate exists (``machine type > 7.2``, say), if not always."""
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Two sections and registration positions under which QEMU loads ``first`` too late."""
+
+    first: Candidate
+    then: Candidate
+    first_registered: int
+    then_registered: int
+
+    def describe(self) -> str:
+        """One line in QEMU's terms."""
+        f, t = self.first, self.then
+        if f.phase != t.phase:
+            why = f"{f.vmsd} loads in the {f.phase} phase, {t.vmsd} in the {t.phase} phase"
+        elif f.priority.value != t.priority.value:
+            why = (
+                f"{f.vmsd} at {f.priority.name} ({f.priority.value}) loads after {t.vmsd} at "
+                f"{t.priority.name} ({t.priority.value}) in the {t.phase} phase"
+            )
+        else:
+            why = (
+                f"tie at {f.priority.name}: {t.vmsd} registered first (position "
+                f"{self.then_registered} < {self.first_registered}), e.g. by -device order or a hot-plug"
+            )
+        notes = "; ".join(n for n in (f.note, t.note) if n)
+        return why + (f" [{notes}]" if notes else "")
+
+
+@dataclass(frozen=True)
+class Proof:
+    """The answer for one rule on one release."""
+
+    rule: Rule
+    release: str
+    proved: bool
+    pairs: int
+    """How many (first, then) section pairs were checked."""
+    counterexample: Counterexample | None = None
+
+    def describe(self) -> str:
+        """``PROVED ...`` or ``COUNTEREXAMPLE ...``."""
+        head = f"{self.rule.id} on QEMU {self.release}: "
+        if self.pairs == 0:
+            return head + "VACUOUS: no VM of this release has both sides"
+        if self.proved:
+            return head + f"PROVED for every VM ({self.pairs} section pairs, any registration order)"
+        assert self.counterexample is not None
+        return head + f"COUNTEREXAMPLE: {self.counterexample.describe()}"
+
+
+def _available(release: Release, t: RegistrationTemplate) -> bool:
+    return not (
+        (t.since and release.version < version_tuple(t.since))
+        or (t.until and release.version >= version_tuple(t.until))
+    )
+
+
+def _templates(release: Release) -> Iterator[tuple[str, str, RegistrationTemplate]]:
+    """(owner kind, device type or "", template) for every registration the release has."""
+    for layout in release.machines.values():
+        for group in (layout.boot, layout.cpu, layout.platform, layout.late, layout.hotplug_cpu):
+            for t in group:
+                yield "", "", t
+    for dtype in release.devices.values():
+        if dtype.since and release.version < version_tuple(dtype.since):
+            continue
+        for t in dtype.registers:
+            yield dtype.kind, dtype.name, t
+
+
+def _candidate(release: Release, t: RegistrationTemplate, note: str = "") -> Candidate:
+    phase = Phase.SETUP if release.is_early_setup(t.vmsd) else Phase.COMPLETE
+    if t.when and not note:
+        note = f"when {t.when}"
+    return Candidate(t.vmsd, release.priority_of(t.vmsd), phase, note)
+
+
+def candidates(release: Release, selector: str) -> list[Candidate]:
+    """Every section ``selector`` (a kind or a computed selector) may have in ``release``.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> k = load_knowledge()
+    >>> [(c.vmsd, c.phase.value) for c in candidates(k.release("10.0"), "virtio-mem-bitmap")]
+    [('virtio-mem-device-early', 'setup'), ('virtio-mem', 'complete')]
+    """
+    out: dict[tuple[str, Phase], Candidate] = {}
+
+    def add(c: Candidate) -> None:
+        out.setdefault((c.vmsd, c.phase), c)
+
+    for kind_of_owner, _device, t in _templates(release):
+        if not _available(release, t) or not t.sent or not t.full:
+            continue
+        blocker = release.unmigratable.get(t.vmsd)
+        if blocker is not None and not blocker.when:
+            continue  # a VM with it never migrates: no order to judge
+        if selector == "virtio-mem-bitmap":
+            if t.vmsd == "virtio-mem-device-early" and release.is_early_setup(t.vmsd):
+                add(_candidate(release, t, "machine types newer than 7.2"))
+            elif t.vmsd == "virtio-mem":
+                early = release.features.early_setup
+                add(_candidate(release, t, "machine types 7.2 and older" if early else ""))
+        elif selector in ("dma-pci", "msi-pci"):
+            dtype = release.devices.get(_device)
+            if (
+                dtype is not None
+                and dtype.bus == "pci"
+                and kind_of_owner not in ("pci-bridge", "viommu")
+                and (dtype.dma if selector == "dma-pci" else dtype.msi)
+                and t.vmsd != "PCIBUS"
+                and not release.is_early_setup(t.vmsd)
+            ):
+                add(_candidate(release, t))
+        else:
+            kind = release.kinds.get(selector)
+            if kind is not None and t.vmsd in kind.vmsds:
+                add(_candidate(release, t))
+    return sorted(out.values(), key=lambda c: (c.phase.rank, -c.priority.value, c.vmsd))
+
+
+def _loads_after(first: Candidate, then: Candidate) -> tuple[z3.Solver, z3.ArithRef, z3.ArithRef]:
+    reg_first, reg_then = z3.Ints("registered_first registered_then")
+    pf, pt = z3.IntVal(first.phase.rank), z3.IntVal(then.phase.rank)
+    qf, qt = z3.IntVal(first.priority.value), z3.IntVal(then.priority.value)
+    solver = z3.Solver()
+    solver.add(reg_first >= 0, reg_then >= 0, reg_first != reg_then)
+    # QEMU's sort key: phase, then priority (higher first), then registration order.
+    solver.add(
+        z3.Or(
+            pf > pt,
+            z3.And(pf == pt, qf < qt),
+            z3.And(pf == pt, qf == qt, reg_first > reg_then),
+        )
+    )
+    return solver, reg_first, reg_then
+
+
+def prove(release: Release, rule: Rule) -> Proof:
+    """Whether ``rule`` holds on every VM of ``release`` (or a counterexample).
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> k = load_knowledge()
+    >>> prove(k.release("10.2"), k.rule("apic-before-vfio")).proved
+    True
+    >>> print(prove(k.release("10.0"), k.rule("apic-before-vfio")).describe())  # doctest: +ELLIPSIS
+    apic-before-vfio on QEMU 10.0: COUNTEREXAMPLE: tie at MIG_PRI_DEFAULT: vfio registered first ...
+    """
+    firsts = candidates(release, rule.first)
+    thens = candidates(release, rule.then)
+    pairs = 0
+    for f in firsts:
+        for t in thens:
+            if f.vmsd == t.vmsd:
+                continue
+            pairs += 1
+            solver, reg_first, reg_then = _loads_after(f, t)
+            if solver.check() == z3.sat:
+                model = solver.model()
+                return Proof(
+                    rule,
+                    release.name,
+                    False,
+                    pairs,
+                    Counterexample(
+                        f, t, model.eval(reg_first).as_long(), model.eval(reg_then).as_long()
+                    ),
+                )
+    return Proof(rule, release.name, True, pairs)
+
+
+def prove_all(releases: Iterable[Release], rules: Iterable[Rule]) -> list[Proof]:
+    """:func:`prove` for every rule on every release."""
+    rules = list(rules)
+    return [prove(rel, rule) for rel in releases for rule in rules]
