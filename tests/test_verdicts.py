@@ -212,3 +212,17 @@ def test_ivshmem_peer_mode_blocks_in_every_release() -> None:
             "Migration is disabled when using feature 'peer mode' in device 'ivshmem'"
         ]
         assert check(K, rel, parse_command_line(base + ",master=on")).blockers == ()
+
+
+def test_amd_iommu_blocks_without_pci_id_only_where_qemu_says_so() -> None:
+    base = "-nodefaults -machine q35 -device amd-iommu"
+    for name in ("7.2", "10.0"):
+        assert [b.message for b in check(K, K.release(name), parse_command_line(base + ",pci-id=x")).blockers] == [
+            "State blocked by non-migratable device 'amd-iommu'"
+        ]
+    for name in ("10.2", "11.1"):
+        rel = K.release(name)
+        assert [b.message for b in check(K, rel, parse_command_line(base)).blockers] == [
+            "State blocked by non-migratable device 'amd-iommu'"
+        ]
+        assert check(K, rel, parse_command_line(base + ",pci-id=x")).blockers == ()
