@@ -153,3 +153,11 @@ def test_dump_vmstate_compare_in_qemu_words(capsys: pytest.CaptureFixture[str]) 
     code, _, err = run(capsys, "dump-vmstate", str(d / "malformed.json"))
     assert code == 2
     assert "malformed.json:" in err
+
+
+def test_order_says_what_kvm_adds(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "order", "--json", "--", "-nodefaults", "-machine", "q35", "-enable-kvm")
+    assert code == 0
+    assert "captured under TCG" in json.loads(out)["notes"][0]
+    code, out, _ = run(capsys, "order", "--json", "--", "-nodefaults", "-machine", "q35", "-accel", "tcg")
+    assert json.loads(out)["notes"] == []

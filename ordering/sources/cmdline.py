@@ -24,7 +24,7 @@ _IGNORED_WITH_ARG = frozenset(
 )
 _IGNORED_FLAGS = frozenset(
     {"-nodefaults", "-S", "-no-user-config", "-nographic", "-daemonize", "-no-reboot",
-     "-no-shutdown", "-snapshot", "-only-migratable", "-no-hpet", "-enable-kvm"}
+     "-no-shutdown", "-snapshot", "-only-migratable", "-no-hpet"}
 )
 # Options that create devices behind migorder's back: refuse rather than mis-predict.
 _UNSUPPORTED = {
@@ -186,6 +186,10 @@ def parse_command_line(
         if not norm.startswith("-"):
             raise ScenarioError(origin, f"expected an option starting with '-', got {opt!r}")
         if norm in _IGNORED_FLAGS:
+            i += 1
+            continue
+        if norm == "-enable-kvm":
+            machine_options["accel"] = "kvm"
             i += 1
             continue
         if norm in _UNSUPPORTED:
