@@ -13,6 +13,7 @@ from ordering.model.machine import machine_type_version as machine_version
 from ordering.model.release import Release
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
+from ordering.topology import PlacedDevice
 from ordering.verdict import RuleVerdict, Verdict, judge
 
 
@@ -68,9 +69,10 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     release = order.release
     devices = {d.qdev_id: d for d in reg.devices}
     out: list[Blocker] = []
-    for s in reg.sections:
-        fact = release.unmigratable.get(s.vmsd)
-        dev = devices.get(s.owner)
+    unmigratable = release.unmigratable
+    for s in reg.sections if unmigratable else ():
+        fact = unmigratable.get(s.vmsd)
+        dev = devices.get(s.owner) if fact is not None else None
         if fact is None or dev is None:
             continue
         if fact.device and fact.device != dev.spec.driver and fact.name != s.vmsd:
@@ -80,14 +82,17 @@ def blockers(order: LoadOrder) -> list[Blocker]:
         ):
             continue
         out.append(Blocker(dev.qdev_id, f"State blocked by non-migratable device '{s.idstr}'", fact.source))
-    kinds_present = {s.kind for s in reg.sections if s.sent}
+    by_driver: dict[str, list[PlacedDevice]] = {}
+    for dev in reg.devices:
+        by_driver.setdefault(dev.spec.driver, []).append(dev)
     machine_type_version = machine_version(order.machine_type)
     for b in release.blockers:
-        if b.with_kind and b.with_kind not in kinds_present:
+        candidates = by_driver.get(b.device, [])
+        if not candidates:
             continue
-        for dev in reg.devices:
-            if dev.spec.driver != b.device:
-                continue
+        if b.with_kind and not any(s.sent and s.kind == b.with_kind for s in reg.sections):
+            continue
+        for dev in candidates:
             if not condition_holds(
                 b.when, release=release.version, machine_version=machine_type_version, options=dict(dev.spec.props)
             ):

@@ -82,9 +82,8 @@ class _Registry:
         self.machine_version = machine_type_version(machine_type)
         self.next_id = 0
         self.sections: list[Section] = []
-        self.instances: dict[str, set[int]] = {}
         self.top: dict[str, int] = {}
-        """Highest instance_id per idstr (recomputed from ``instances`` after an unplug)."""
+        """Highest instance_id in use per idstr (recomputed from the sections after an unplug)."""
 
     def add(
         self,
@@ -124,20 +123,16 @@ class _Registry:
                 f"{owner}: registration {t.idstr!r} needs a qdev path but the device has none",
             )
         idstr = t.idstr.replace("{path}", path)
-        used = self.instances.setdefault(idstr, set())
+        top = self.top.get(idstr, -1)
         if t.instance == "auto":
-            top = self.top.get(idstr)
-            if top is None or top not in used:
-                top = max(used) if used else -1
-            instance = top + 1
+            instance = top + 1  # calculate_new_instance_id: the highest in use, plus one
         elif t.instance == "cpu-index":
             instance = cpu_index
         elif t.instance == "apic-id":
             instance = apic_id
         else:
             instance = int(t.instance)
-        used.add(instance)
-        if instance > self.top.get(idstr, -1):
+        if instance > top:
             self.top[idstr] = instance
         # A VMSD listed in kinds.toml has that kind; a device's other sections (a bridge's
         # PCIBUS, say) keep the device's kind only when it is not a rule kind.
@@ -176,11 +171,14 @@ class _Registry:
         return early
 
     def remove_owner(self, owner: str) -> None:
-        gone = [s for s in self.sections if s.owner == owner]
-        for s in gone:
-            self.instances[s.idstr].discard(s.instance_id)
-            self.top.pop(s.idstr, None)
+        gone = {s.idstr for s in self.sections if s.owner == owner}
         self.sections = [s for s in self.sections if s.owner != owner]
+        for idstr in gone:
+            rest = [s.instance_id for s in self.sections if s.idstr == idstr]
+            if rest:
+                self.top[idstr] = max(rest)
+            else:
+                del self.top[idstr]
 
 
 def rel_kind(release: Release, vmsd: str) -> str:
