@@ -92,7 +92,7 @@ def _placement(p: Placement) -> dict[str, Any]:
     return {**_section_fields(p.section, p.phase.value), "position": p.position}
 
 
-def verdict_dict(v: RuleVerdict) -> dict[str, Any]:
+def verdict_dict(v: RuleVerdict, result: CheckResult | None = None) -> dict[str, Any]:
     """One entry of ``migorder check --json``'s ``rules`` list."""
     out: dict[str, Any] = {
         "rule": v.rule.id,
@@ -114,9 +114,21 @@ def verdict_dict(v: RuleVerdict) -> dict[str, Any]:
             "live_because": v.instance.why,
         }
     else:
-        out["evidence"] = {"text": f"not live: no {v.rule.first} → {v.rule.then} pair where "
-                           f"'{v.rule.condition}' holds in this VM"}
+        out["evidence"] = {"text": f"not live: {not_live_reason(result, v.rule) if result else v.rule.condition}"}
     return out
+
+
+def not_live_reason(result: CheckResult, rule: Rule) -> str:
+    """Why a rule has no live instance in the checked VM, in plain words."""
+    arch = result.release.machine(result.vm.machine)[0].arch
+    if rule.arch and rule.arch != arch:
+        return f"the rule is about {rule.arch} machines; this is {arch}"
+    kinds = {s.kind for s in result.order.registered.sections if s.sent}
+    computed = {"dma-pci", "msi-pci", "virtio-mem-bitmap"}
+    missing = [side for side in (rule.first, rule.then) if side not in computed and side not in kinds]
+    if missing:
+        return "the VM has no " + " and no ".join(missing) + " section"
+    return f"its condition '{rule.condition}' does not hold in this VM"
 
 
 def check_dict(r: CheckResult) -> dict[str, Any]:
@@ -126,7 +138,7 @@ def check_dict(r: CheckResult) -> dict[str, Any]:
         "vm": r.vm.name,
         "machine_type": r.order.machine_type,
         "exit_code": r.exit_code,
-        "rules": [verdict_dict(v) for v in r.verdicts],
+        "rules": [verdict_dict(v, r) for v in r.verdicts],
         "blockers": [
             {"device": b.device, "message": b.message, "source": b.source, "conditional": b.conditional or None}
             for b in r.blockers
@@ -212,7 +224,7 @@ def check_text(r: CheckResult, *, verbose: bool = False) -> str:
         lines.append(f"{_HEADINGS[verdict]} ({len(chosen)})")
         if verdict is Verdict.NOT_LIVE:
             for v in chosen:
-                lines.append(f"  {v.rule.id}: {v.rule.first} → {v.rule.then} ({v.rule.condition} does not hold)")
+                lines.append(f"  {v.rule.id}: {v.rule.first} → {v.rule.then}: {not_live_reason(r, v.rule)}")
             continue
         for (rule_id, by, _), group in _group(chosen).items():
             v = group[0]
