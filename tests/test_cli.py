@@ -161,3 +161,10 @@ def test_order_says_what_kvm_adds(capsys: pytest.CaptureFixture[str]) -> None:
     assert "captured under TCG" in json.loads(out)["notes"][0]
     code, out, _ = run(capsys, "order", "--json", "--", "-nodefaults", "-machine", "q35", "-accel", "tcg")
     assert json.loads(out)["notes"] == []
+
+
+def test_not_live_says_why(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", "--qemu", "10.2", "--json")
+    reasons = {r["rule"]: r["evidence"]["text"] for r in json.loads(out)["rules"] if r["verdict"] == "not-live"}
+    assert reasons["gicv3-before-its"] == "not live: the rule is about aarch64 machines; this is x86_64"
+    assert reasons["vfio-before-container"] == "not live: the VM has no vfio-container section"
