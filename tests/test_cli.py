@@ -165,7 +165,7 @@ def test_order_says_what_kvm_adds(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_not_live_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "check", "--qemu", "10.2", "--json")
-    assert code == 0
+    assert code == 1  # 10.2 blocks VFIO with a vIOMMU
     reasons = {r["rule"]: r["evidence"]["text"] for r in json.loads(out)["rules"] if r["verdict"] == "not-live"}
     assert reasons["gicv3-before-its"] == "not live: the rule is about aarch64 machines; this is x86_64"
     assert reasons["vfio-before-container"] == "not live: the VM has no vfio-container section"
