@@ -78,8 +78,8 @@ class Evidence(NamedTuple):
             )
         if self.by == "priority":
             return (
-                f"{f.priority.name} ({f.priority.value}) vs {t.priority.name} ({t.priority.value}) "
-                f"in the {self.then.phase} phase"
+                f"{f.label} at {f.priority.name} ({f.priority.value}) vs {t.label} at "
+                f"{t.priority.name} ({t.priority.value}) in the {self.then.phase} phase"
             )
         return (
             f"tie at {f.priority.name} ({f.priority.value}) in the {self.then.phase} phase: "

@@ -46,7 +46,7 @@ def test_apic_before_vfio_is_a_tie_before_10_2_and_priority_after() -> None:
     (v102,) = _verdicts("10.2", vm, "apic-before-vfio")
     assert (v102.verdict, v102.by) == (Verdict.GUARANTEED, "priority")
     assert v102.evidence is not None
-    assert "MIG_PRI_APIC (6) vs MIG_PRI_DEFAULT (2)" in v102.evidence.describe()
+    assert "apic#1 at MIG_PRI_APIC (6) vs 0000:00:01.0/vfio at MIG_PRI_DEFAULT (2)" in v102.evidence.describe()
 
 
 def test_hotplugged_vcpu_breaks_apic_before_vfio_until_10_2() -> None:
