@@ -14,10 +14,14 @@ from typing import NamedTuple
 from ordering.model.rule import Rule
 from ordering.model.section import Section
 from ordering.order import Registered
+from ordering.topology import PlacedDevice
 
 SELECTORS: dict[str, str] = {
-    "dma-pci": "the sections of PCI devices that DMA (devices.toml dma = true), bridges excluded",
-    "msi-pci": "the sections of PCI devices that use MSI/MSI-X (devices.toml msi = true), bridges excluded",
+    "dma-pci": "the sections of PCI devices whose load translates DMA through a vIOMMU: VFIO "
+    "devices (their maps are replayed through it) and virtio devices with iommu_platform=on "
+    "(VIRTIO_F_IOMMU_PLATFORM; without it vdev->dma_as is plain memory)",
+    "msi-pci": "the sections of VFIO devices, whose config load sets up MSI/MSI-X with "
+    "VFIO_DEVICE_SET_IRQS (emulated devices' MSI routes are built when the VM starts)",
     "virtio-mem-bitmap": "per virtio-mem device, the section that carries its plugged bitmap: "
     "'virtio-mem-device-early' when sent, else 'virtio-mem'",
 }
@@ -30,6 +34,24 @@ class RuleInstance(NamedTuple):
     firsts: tuple[Section, ...]
     then: Section
     why: str
+
+
+_ON = ("on", "true", "yes", "1")
+
+
+def translates_at_load(dev: PlacedDevice) -> bool:
+    """Whether loading ``dev`` goes through a vIOMMU: VFIO (its DMA maps are replayed through
+    it) or virtio with ``iommu_platform=on`` (virtio_bus_device_plugged sets dma_as to the
+    vIOMMU's address space only with VIRTIO_F_IOMMU_PLATFORM)."""
+    if dev.kind == "vfio":
+        return True
+    return dev.spec.driver.startswith("virtio-") and dev.spec.props.get("iommu_platform", "") in _ON
+
+
+def sets_up_msi_at_load(dev: PlacedDevice) -> bool:
+    """Whether loading ``dev`` sets up MSI/MSI-X in the kernel: VFIO's config load
+    (vfio_pci_load_config -> VFIO_DEVICE_SET_IRQS); emulated devices' routes come at VM start."""
+    return dev.kind == "vfio" and dev.type.msi
 
 
 class _View:
@@ -53,13 +75,15 @@ class _View:
         return self.by_kind.get(kind, [])
 
     def device_sections(self, capability: str) -> list[Section]:
-        """Sections of PCI devices (bridges and vIOMMUs excluded) with ``dma`` or ``msi``."""
+        """Sections of PCI devices (bridges and vIOMMUs excluded) that ``translate`` DMA through a
+        vIOMMU at load, or set up ``msi`` at load."""
         cached = self._device_sections.get(capability)
         if cached is not None:
             return cached
+        test = translates_at_load if capability == "translate" else sets_up_msi_at_load
         out: list[Section] = []
         for dev in self.reg.devices:
-            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and getattr(dev.type, capability):
+            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and test(dev):
                 # The device's own load: not its secondary bus, not an early_setup section
                 # (virtio-mem's early section carries the bitmap, no rings).
                 out.extend(
@@ -85,6 +109,8 @@ def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         return
     above: set[str] = set()
     behind: list[str] = []
+    # Every DMA-capable device: vtd_post_load switches each device's address space (used by
+    # its runtime DMA) from the context entry its bus number selects, translated at load or not.
     for dev in v.reg.devices:
         if dev.bridges and dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu"):
             above.update(dev.bridges)
@@ -107,7 +133,7 @@ def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     for s in v.kind("pci-bridge"):
         bridge_sections.setdefault(s.owner, []).append(s)
     shared: dict[tuple[str, ...], tuple[tuple[Section, ...], str]] = {}
-    for then in v.device_sections("dma"):
+    for then in v.device_sections("translate"):
         bridges = v.devices[then.owner].bridges
         if not bridges:
             continue
@@ -128,7 +154,7 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         return
     shared = tuple(viommus)
     owners = {s.owner for s in viommus}
-    for then in v.device_sections("dma"):
+    for then in v.device_sections("translate"):
         # One shared tuple for every device that is not itself a vIOMMU: judged once.
         firsts = shared if then.owner not in owners else tuple(s for s in viommus if s.owner != then.owner)
         if firsts:

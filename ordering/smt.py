@@ -143,16 +143,21 @@ def candidates(release: Release, selector: str) -> list[Candidate]:
                 early = release.features.early_setup
                 add(_candidate(release, t, "machine types 7.2 and older" if early else ""))
         elif selector in ("dma-pci", "msi-pci"):
+            # The devices ordering.conditions.translates_at_load / sets_up_msi_at_load can pick:
+            # VFIO (both), and virtio devices (with iommu_platform=on) for dma-pci.
             dtype = release.devices.get(_device)
+            vfio = dtype is not None and dtype.kind == "vfio"
+            virtio = dtype is not None and dtype.name.startswith("virtio-") and dtype.dma
             if (
                 dtype is not None
                 and dtype.bus == "pci"
                 and kind_of_owner not in ("pci-bridge", "viommu")
-                and (dtype.dma if selector == "dma-pci" else dtype.msi)
+                and (vfio or (virtio and selector == "dma-pci"))
                 and t.vmsd != "PCIBUS"
                 and not release.is_early_setup(t.vmsd)
             ):
-                add(_candidate(release, t))
+                note = "with iommu_platform=on" if virtio else ""
+                add(_candidate(release, t, note))
         else:
             kind = release.kinds.get(selector)
             if kind is not None and t.vmsd in kind.vmsds:

@@ -200,7 +200,7 @@ def judge(
     >>> from ordering.order import derive
     >>> k = load_knowledge()
     >>> vm = parse_command_line("-machine q35 -device intel-iommu -device pcie-root-port,id=rp1"
-    ...                         " -device virtio-net-pci,bus=rp1")
+    ...                         " -device virtio-net-pci,bus=rp1,iommu_platform=on,disable-legacy=on")
     >>> v = [v for v in judge(derive(k.release("7.2"), vm), k.rules) if v.rule.id == "pci-bus-before-viommu"][0]
     >>> v.verdict.value, v.by
     ('guaranteed', 'priority')

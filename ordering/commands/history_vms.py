@@ -12,8 +12,9 @@ from ordering.sources.cmdline import parse_command_line
 from ordering.sources.scenario import read_scenario
 
 ARM_REFERENCE = (
-    "qemu-system-aarch64 -nodefaults -machine virt,gic-version=3,its=on -cpu max -smp 2 -m 1G "
-    "-device pcie-root-port,id=rp0,chassis=1 -device virtio-net-pci,bus=rp0,id=net0"
+    "qemu-system-aarch64 -nodefaults -machine virt,gic-version=3,its=on -accel kvm -cpu host "
+    "-smp 2 -m 1G -device pcie-root-port,id=rp0,chassis=1 "
+    "-device vfio-pci,host=0000:01:00.0,id=nic0,bus=rp0 -device virtio-net-pci,id=net0"
 )
 
 NOTE = "7.2 reference VMs turn on its experimental VFIO migration (vfio-pci x-enable-migration=on)"
@@ -22,16 +23,17 @@ NOTE = "7.2 reference VMs turn on its experimental VFIO migration (vfio-pci x-en
 def reference_vm(k: Knowledge, rule: Rule, release: Release | None = None) -> Vm:
     """The VM a rule is judged on when no VM is given.
 
-    The default scenario, or an ARM virt VM with GICv3, ITS and a virtio PCI device for
-    aarch64 rules. Before 8.0, VFIO migration was experimental and off unless
+    The default scenario, or an ARM virt VM (KVM) with GICv3, ITS, a VFIO device and a virtio
+    device for aarch64 rules. Before 8.0, VFIO migration was experimental and off unless
     ``x-enable-migration=on``; the reference VM turns it on, so that 7.2's order is judged
     rather than its blocker reported.
     """
     if rule.arch == "aarch64":
-        return parse_command_line(
+        vm = parse_command_line(
             ARM_REFERENCE, where="ARM reference VM", name="arm-reference", require_nodefaults=True
         )
-    vm = read_scenario(k.scenarios["default"])
+    else:
+        vm = read_scenario(k.scenarios["default"])
     if release is not None and release.version < (8, 0):
         devices = tuple(
             replace(d, props={**d.props, "x-enable-migration": "on"}) if d.driver == "vfio-pci" else d

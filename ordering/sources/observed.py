@@ -347,6 +347,8 @@ def _devices(
             bus = parents[-1] if parents else "root"
         else:
             parents = []
+        # A stream does not carry -device properties: a virtio device is judged as a command
+        # line without iommu_platform=on would be (no load-time translation through a vIOMMU).
         spec = DeviceSpec(driver=dtype.name, id=path, bus=bus, origin="stream")
         placed = PlacedDevice(spec, dtype, path, bus, slot, function, path, tuple(parents))
         out.append((first_sid.get(path, 0), placed))
