@@ -131,12 +131,27 @@ def not_live_reason(result: CheckResult, rule: Rule) -> str:
     return f"its condition '{rule.condition}' does not hold in this VM"
 
 
+def assumptions(r: CheckResult) -> list[str]:
+    """What the verdicts assume about the migration, said when it matters to this VM."""
+    out: list[str] = []
+    has_vfio = any(s.kind == "vfio" for s in r.order.registered.sections if s.sent)
+    multifd = r.vm.migration.get("multifd", "") in ("on", "true", "yes", "1")
+    if has_vfio and r.release.features.vfio_multifd_load_thread and not multifd:
+        out.append(
+            "precopy without the multifd capability (QEMU's default). With multifd, VFIO's config "
+            "load runs in a thread unordered against FULL sections (10.0+): check again with --multifd."
+        )
+    return out
+
+
 def check_dict(r: CheckResult) -> dict[str, Any]:
     """``migorder check --json``."""
     return {
         "release": r.release.name,
         "vm": r.vm.name,
         "machine_type": r.order.machine_type,
+        "migration": dict(r.vm.migration),
+        "assumptions": assumptions(r),
         "exit_code": r.exit_code,
         "rules": [verdict_dict(v, r) for v in r.verdicts],
         "blockers": [
@@ -202,6 +217,7 @@ def check_text(r: CheckResult, *, verbose: bool = False) -> str:
         f"migorder check: {r.vm.name} from a QEMU {r.release.name} source "
         f"(machine {r.order.machine_type}), {len(r.order.steps)} sections, {len(r.verdicts)} verdicts"
     ]
+    lines.extend(f"Assumes {a}" for a in assumptions(r))
     hard = [b for b in r.blockers if not b.conditional]
     soft = [b for b in r.blockers if b.conditional]
     if hard:

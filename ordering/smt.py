@@ -27,6 +27,7 @@ from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.rule import Rule
 from ordering.model.section import Phase
+from ordering.verdict import CONFIG_LOAD_CONDITIONS
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ class Proof:
     pairs: int
     """How many (first, then) section pairs were checked."""
     counterexample: Counterexample | None = None
+    assumes: str = ""
+    """What the theorem assumes about the migration (empty: nothing)."""
 
     def describe(self) -> str:
         """``PROVED ...`` or ``COUNTEREXAMPLE ...``."""
@@ -85,7 +88,8 @@ class Proof:
         if self.pairs == 0:
             return head + "VACUOUS: no VM of this release has both sides"
         if self.proved:
-            return head + f"PROVED for every VM ({self.pairs} section pairs, any registration order)"
+            tail = f"; assumes {self.assumes}" if self.assumes else ""
+            return head + f"PROVED for every VM ({self.pairs} section pairs, any registration order{tail})"
         assert self.counterexample is not None
         return head + f"COUNTEREXAMPLE: {self.counterexample.describe()}"
 
@@ -212,7 +216,13 @@ def prove(release: Release, rule: Rule) -> Proof:
                         f, t, model.eval(reg_first).as_long(), model.eval(reg_then).as_long()
                     ),
                 )
-    return Proof(rule, release.name, True, pairs)
+    assumes = ""
+    if rule.condition in CONFIG_LOAD_CONDITIONS and release.features.vfio_multifd_load_thread:
+        assumes = (
+            "no multifd device-state transfer (with it VFIO's config loads from a thread, "
+            "unordered; migorder check --multifd)"
+        )
+    return Proof(rule, release.name, True, pairs, assumes=assumes)
 
 
 def prove_all(releases: Iterable[Release], rules: Iterable[Rule]) -> list[Proof]:

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from ordering.conditions import RuleInstance, rule_instances
+from ordering.model.machine import machine_type_version
 from ordering.model.rule import Rule
 from ordering.model.section import Phase, Section, SectionType
 from ordering.order import LoadOrder
@@ -55,8 +56,8 @@ class Evidence(NamedTuple):
     first: Placement
     then: Placement
     by: str
-    """``phase``, ``priority``, ``registration``, or ``observed order`` when a stream shows an
-    order QEMU's sort would not produce."""
+    """``phase``, ``priority``, ``registration``, ``observed order`` when a stream shows an
+    order QEMU's sort would not produce, or ``concurrency`` when the load runs in a thread."""
     violating: int = 0
     """How many firsts load after ``then``."""
     total: int = 1
@@ -69,6 +70,13 @@ class Evidence(NamedTuple):
             return (
                 f"{f.label} loads in the {self.first.phase} phase, {t.label} in the "
                 f"{self.then.phase} phase"
+            )
+        if self.by == "concurrency":
+            return (
+                f"{t.label}'s config may load before {f.label}: with multifd device-state transfer "
+                "VFIO loads its config from vfio_load_bufs_thread, unordered against the main "
+                "thread's FULL sections (x-migration-load-config-after-iter holds it back only on "
+                "ARM, from 10.1, for machine types newer than 10.0)"
             )
         if self.by == "observed order":
             return (
@@ -185,6 +193,41 @@ def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, str, int]:
     return verdict, by, violating
 
 
+CONFIG_LOAD_CONDITIONS = frozenset({"vfio-msi-x86", "msi-through-its"})
+"""Conditions of rules whose ``then`` is VFIO's config load (MSI/MSI-X set-up)."""
+
+_ON = ("on", "true", "yes", "1")
+
+
+def _vfio_config_unordered(order: LoadOrder) -> set[str]:
+    """qdev ids of VFIO devices whose config load runs in a thread, unordered against FULL
+    sections: multifd on (``Vm.migration``), a release with the load thread (10.0+), the
+    device's x-migration-multifd-transfer not off (hw_compat_9_2 turns it off), and
+    x-migration-load-config-after-iter not holding it back (10.1+: AUTO is on only for ARM
+    builds; hw_compat_10_0 turns it off)."""
+    rel = order.release
+    if order.vm.migration.get("multifd", "") not in _ON or not rel.features.vfio_multifd_load_thread:
+        return set()
+    machine_version = machine_type_version(order.machine_type)
+    arch = rel.machine(order.vm.machine)[0].arch
+    out: set[str] = set()
+    for dev in order.registered.devices:
+        if dev.kind != "vfio":
+            continue
+        props = dev.spec.props
+        transfer = props.get("x-migration-multifd-transfer", "auto")
+        if transfer == "off" or (transfer == "auto" and machine_version and machine_version <= (9, 2)):
+            continue
+        after = props.get("x-migration-load-config-after-iter", "auto")
+        if rel.features.vfio_config_load_after_iter and (
+            after in _ON
+            or (after == "auto" and arch == "aarch64" and not (machine_version and machine_version <= (10, 0)))
+        ):
+            continue
+        out.add(dev.qdev_id)
+    return out
+
+
 def judge(
     order: LoadOrder,
     rules: Iterable[Rule],
@@ -208,6 +251,7 @@ def judge(
     where = placements(order)
     rules = list(rules)
     found = instances if instances is not None else rule_instances(rules, order.registered)
+    unordered = _vfio_config_unordered(order)
     out: list[RuleVerdict] = []
     cache: dict[int, _Firsts | None] = {}
     for rule in rules:
@@ -227,6 +271,8 @@ def judge(
             if then is None or group is None:
                 continue
             verdict, by, violating = _judge(group, then)
+            if rule.condition in CONFIG_LOAD_CONDITIONS and inst.then.owner in unordered:
+                verdict, by, violating = _VIOLATED, "concurrency", len(group.positions)
             out.append(
                 RuleVerdict(rule, verdict, by, inst, group.worst, then, violating, len(group.positions))
             )

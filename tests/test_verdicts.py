@@ -222,3 +222,29 @@ def test_amd_iommu_is_blocked_in_every_release() -> None:
         assert [b.message for b in check(K, rel, vm).blockers] == [
             "State blocked by non-migratable device 'amd-iommu'"
         ]
+
+
+def test_multifd_makes_vfio_config_load_unordered_where_qemu_does_not_hold_it_back() -> None:
+    arm = "-machine virt,gic-version=3 -accel kvm -cpu host -smp 2 -device vfio-pci,host=0000:01:00.0,id=v0"
+    x86 = "-machine q35 -smp 2 -device vfio-pci,host=0000:01:00.0,id=v0"
+
+    def verdict(release: str, args: str, rule: str, multifd: bool) -> tuple[str, str]:
+        vm = parse_command_line("-nodefaults " + args)
+        if multifd:
+            vm = replace(vm, migration={"multifd": "on"})
+        (v,) = [v for v in check(K, K.release(release), vm).verdicts if v.rule.id == rule]
+        return v.verdict.value, v.by
+
+    # Without multifd (QEMU's default): the classic order.
+    assert verdict("10.2", x86, "apic-before-vfio", False) == ("guaranteed", "priority")
+    # With it, the config load runs in vfio_load_bufs_thread: x86 has no after-iter wait.
+    assert verdict("10.2", x86, "apic-before-vfio", True) == ("violated", "concurrency")
+    # ARM: 10.0 has no wait; 10.2 waits (AUTO = on for ARM) unless the machine type is <= 10.0.
+    assert verdict("10.0", arm, "its-before-msi-devices", True) == ("violated", "concurrency")
+    assert verdict("10.2", arm, "its-before-msi-devices", True) == ("guaranteed", "priority")
+    assert verdict("10.2", arm.replace("virt,", "virt-10.0,"), "its-before-msi-devices", True) == (
+        "violated",
+        "concurrency",
+    )
+    # 7.2 has no load thread at all.
+    assert verdict("7.2", x86.replace("id=v0", "id=v0,x-enable-migration=on"), "apic-before-vfio", True)[1] != "concurrency"

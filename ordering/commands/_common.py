@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from ordering.errors import UsageError
@@ -28,6 +29,12 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "")
         help=release_help or "the source QEMU release (default: the newest bundled)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--multifd",
+        action="store_true",
+        help="the source migrates with the multifd capability (VFIO device state then loads "
+        "from a thread, 10.0+); default: QEMU's default precopy without it",
+    )
     parser.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
 
 
@@ -37,7 +44,14 @@ def knowledge(args: argparse.Namespace) -> Knowledge:
 
 
 def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
-    """The VM named by ``SCENARIO`` or given after ``--``."""
+    """The VM named by ``SCENARIO`` or given after ``--`` (with ``--multifd`` applied)."""
+    vm = _named_vm(args, k)
+    if getattr(args, "multifd", False):
+        vm = replace(vm, migration={**vm.migration, "multifd": "on"})
+    return vm
+
+
+def _named_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
     qemu_args: list[str] = getattr(args, "qemu_args", [])
     scenario: str | None = getattr(args, "scenario", None)
     if qemu_args and scenario:

@@ -76,6 +76,8 @@ class Vm:
     memory: str = ""
     objects: tuple[Mapping[str, str], ...] = ()
     guest: Mapping[str, object] = field(default_factory=dict)
+    migration: Mapping[str, str] = field(default_factory=dict)
+    """Migration capabilities the source sets (``multifd = "on"``); QEMU's defaults otherwise."""
     audiodevs: tuple[str, ...] = ()
     """ids of the ``-audiodev`` backends (each registers an ``audio`` entry at start)."""
     source: str = ""

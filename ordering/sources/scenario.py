@@ -23,7 +23,7 @@ from ordering.model.vm import HotplugStep, Vm
 from ordering.sources._toml import TomlDoc, root
 from ordering.sources.cmdline import device_from_text, parse_command_line
 
-_KEYS = frozenset({"description", "command", "hotplug", "guest", "release"})
+_KEYS = frozenset({"description", "command", "hotplug", "guest", "release", "migration"})
 
 
 def read_scenario(path: Path) -> Vm:
@@ -59,10 +59,14 @@ def read_scenario(path: Path) -> Vm:
         else:
             steps.append(HotplugStep(unplug=h.text("unplug")))
     guest = t.table("guest").data
+    mig = t.table("migration")
+    mig.reject_unknown({"multifd"})
+    migration = {"multifd": "on"} if mig.flag("multifd", False) else {}
     return replace(
         vm,
         hotplug=tuple(steps),
         guest=dict(guest),
+        migration=migration,
         source=str(path),
         description=t.text("description", ""),
     )
