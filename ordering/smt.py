@@ -81,17 +81,24 @@ class Proof:
     counterexample: Counterexample | None = None
     assumes: str = ""
     """What the theorem assumes about the migration (empty: nothing)."""
+    blocked: str = ""
+    """QEMU's blocker when every VM where the rule is live is refused (the rule is vacuous)."""
+    requires: str = ""
+    """What a live VM must set to escape a conditional blocker (``vfio-pci x-enable-migration=on``)."""
 
     def describe(self) -> str:
         """``PROVED ...`` or ``COUNTEREXAMPLE ...``."""
         head = f"{self.rule.id} on QEMU {self.release}: "
+        if self.blocked:
+            return head + f"VACUOUS: QEMU refuses to migrate every VM where it is live ({self.blocked})"
         if self.pairs == 0:
             return head + "VACUOUS: no VM of this release has both sides"
         if self.proved:
             tail = f"; assumes {self.assumes}" if self.assumes else ""
             return head + f"PROVED for every VM ({self.pairs} section pairs, any registration order{tail})"
         assert self.counterexample is not None
-        return head + f"COUNTEREXAMPLE: {self.counterexample.describe()}"
+        needs = f" (a VM QEMU migrates needs {self.requires})" if self.requires else ""
+        return head + f"COUNTEREXAMPLE: {self.counterexample.describe()}{needs}"
 
 
 def _available(release: Release, t: RegistrationTemplate) -> bool:
@@ -186,6 +193,13 @@ def _loads_after(first: Candidate, then: Candidate) -> tuple[z3.Solver, z3.Arith
     return solver, reg_first, reg_then
 
 
+LIVE_NEEDS: dict[str, tuple[str, str]] = {
+    "vfio-maps-through-viommu": ("vfio-pci", "viommu"),
+}
+"""Conditions that are live only in VMs with a ``-device`` type and a kind together; a release
+that always blocks that combination makes the rule vacuous there."""
+
+
 def prove(release: Release, rule: Rule) -> Proof:
     """Whether ``rule`` holds on every VM of ``release`` (or a counterexample).
 
@@ -196,6 +210,19 @@ def prove(release: Release, rule: Rule) -> Proof:
     >>> print(prove(k.release("10.0"), k.rule("apic-before-vfio")).describe())  # doctest: +ELLIPSIS
     apic-before-vfio on QEMU 10.0: COUNTEREXAMPLE: tie at MIG_PRI_DEFAULT: vfio registered first ...
     """
+    needs = LIVE_NEEDS.get(rule.condition)
+    requires: list[str] = []
+    if needs is not None:
+        device, kind = needs
+        for b in release.blockers:
+            if b.device != device or (b.with_kind and b.with_kind != kind):
+                continue
+            if not b.when and not b.conditional:
+                return Proof(rule, release.name, True, 0, blocked=b.message.replace("{name}", device))
+            if b.when.count("!=") == 1 and "," not in b.when:
+                requires.append(f"{device} {b.when.replace('!=', '=')}")
+            elif b.conditional:
+                requires.append(b.conditional)
     firsts = candidates(release, rule.first)
     thens = candidates(release, rule.then)
     pairs = 0
@@ -215,6 +242,7 @@ def prove(release: Release, rule: Rule) -> Proof:
                     Counterexample(
                         f, t, model.eval(reg_first).as_long(), model.eval(reg_then).as_long()
                     ),
+                    requires="; ".join(requires),
                 )
     assumes = ""
     if rule.condition in CONFIG_LOAD_CONDITIONS and release.features.vfio_multifd_load_thread:

@@ -169,3 +169,13 @@ def test_not_live_says_why(capsys: pytest.CaptureFixture[str]) -> None:
     reasons = {r["rule"]: r["evidence"]["text"] for r in json.loads(out)["rules"] if r["verdict"] == "not-live"}
     assert reasons["gicv3-before-its"] == "not live: the rule is about aarch64 machines; this is x86_64"
     assert reasons["vfio-before-container"] == "not live: the VM has no vfio-container section"
+
+
+def test_simulate_reports_qemus_blocker_first(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "simulate", "hazard-iommu-discarded", "--qemu", "10.0", "--json")
+    assert [b["message"] for b in json.loads(out)["blockers"]] == [
+        "0000:3b:00.0: Migration is currently not supported with vIOMMU enabled"
+    ]
+    code, out, _ = run(capsys, "simulate", "hazard-iommu-discarded", "--qemu", "7.2")
+    assert code == 1
+    assert not out.startswith("BLOCKED")

@@ -48,3 +48,12 @@ def test_prove_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["prove", "apic-before-vfio", "--qemu", "10.0"]) == 1
     out = capsys.readouterr().out
     assert "apic-before-vfio on QEMU 10.0: COUNTEREXAMPLE: tie at MIG_PRI_DEFAULT" in out
+
+
+def test_a_rule_only_live_in_blocked_vms_is_vacuous() -> None:
+    proof = prove(K.release("10.0"), K.rule("virtio-mem-before-viommu"))
+    assert proof.proved
+    assert "Migration is currently not supported with vIOMMU enabled" in proof.blocked
+    seven = prove(K.release("7.2"), K.rule("virtio-mem-before-viommu"))
+    assert not seven.proved
+    assert seven.requires == "vfio-pci x-enable-migration=on"

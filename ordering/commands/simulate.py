@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ordering.check import blockers
 from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
 from ordering.errors import UsageError
 from ordering.model.knowledge import Knowledge
@@ -72,7 +73,23 @@ def run(args: argparse.Namespace) -> int:
     for a, b in zip(args.move, args.before, strict=True):
         order = move(order, a, b)
     trace = simulate(dest, vm, order)
-    print(json.dumps(trace_dict(trace), indent=2) if args.json else trace_text(trace))
+    # The source decides whether the migration happens at all: say so before any failure.
+    refused = blockers(order)
+    if args.json:
+        data = trace_dict(trace)
+        data["blockers"] = [
+            {"device": b.device, "message": b.message, "conditional": b.conditional or None}
+            for b in refused
+        ]
+        print(json.dumps(data, indent=2))
+    else:
+        lines = [
+            f"BLOCKED: {b.device}: {b.message}"
+            + (f" (unless {b.conditional})" if b.conditional else "")
+            + " — QEMU refuses this migration; the trace shows what would follow if it did not"
+            for b in refused
+        ]
+        print("\n".join([*lines, trace_text(trace)]))
     return trace.exit_code
 
 
