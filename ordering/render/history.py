@@ -7,6 +7,7 @@ the rule's worst verdict on that release and what decided it (phase, priority, r
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +28,9 @@ class Cell:
 
     verdict: Verdict
     by: str
+    blocked: bool = False
+    """QEMU refuses to migrate the reference VM on this release (the verdict is about the order
+    it would have)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def build_history(
             verdicts = [v for v in result.verdicts if v.rule.id == rule.id]
             w = worst(verdicts)
             by = next((v.by for v in verdicts if v.verdict is w and v.by), "")
-            row.append(Cell(w, by))
+            row.append(Cell(w, by, any(not b.conditional for b in result.blockers)))
         rows.append((rule.id, vm_name))
         cells.append(tuple(row))
     return History("Rule verdicts across bundled QEMU releases (source side decides)",
@@ -100,8 +104,9 @@ def layout_history(h: History) -> Scene:
     grid_x = MARGIN + label_w
     title_h, head_h = 18.0, 16.0
     grid_w = CELL_W * len(h.releases)
+    blocked = ["*: QEMU blocks that VM's migration;"] if any(c.blocked for row in h.cells for c in row) else []
     legend = "  ".join(["cell: verdict / what decides it (phase, priority, registration);",
-                        "grey: not live in the reference VM"] + ([f"({h.note})"] if h.note else []))
+                        "grey: not live in the reference VM;", *blocked] + ([f"({h.note})"] if h.note else []))
     width = max(grid_x + grid_w + MARGIN, text_width(legend, SIZE) + 2 * MARGIN,
                 text_width(h.title, 9.0) + 2 * MARGIN)
     grid_h = CELL_H * len(h.rows)
@@ -119,7 +124,9 @@ def layout_history(h: History) -> Scene:
             x = grid_x + CELL_W * j
             color = VERDICT_COLORS[cell.verdict.value]
             rects.append(Rect(Box(x + 1, y + 1, CELL_W - 2, CELL_H - 2), color, z=1))
-            text = cell.verdict.value + (f"\nby {cell.by}" if cell.by else "")
+            text = cell.verdict.value + (f"\nby {cell.by}" if cell.by else "") + (
+                " *" if cell.blocked else ""
+            )
             labels.append(Label(x + CELL_W / 2, y + CELL_H / 2, "\n".join(
                 line for part in text.split("\n") for line in wrap(part, 18)), SIZE,
                 color="#ffffff", bold=cell.verdict is not Verdict.NOT_LIVE))
@@ -144,8 +151,10 @@ def history_ascii(h: History) -> str:
     lines = [h.title, ""]
     lines.append(" " * (rule_w + 2) + "".join(f"{r:>9}" for r in h.releases))
     for (rule, _vm), row in zip(h.rows, h.cells, strict=True):
-        cells = "".join(f"{(marks[c.verdict.value] + ' ' + by.get(c.by, c.by)).strip():>9}"
-                        for c in row)
+        cells = "".join(
+            f"{(marks[c.verdict.value] + ' ' + by.get(c.by, c.by) + ('*' if c.blocked else '')).strip():>9}"
+            for c in row
+        )
         name = rule if len(rule) <= rule_w else rule[: rule_w - 1] + "~"
         lines.append(f"  {name:<{rule_w}}{cells}")
     lines.append("")
@@ -153,4 +162,8 @@ def history_ascii(h: History) -> str:
     lines.append("  reference VMs: " + ", ".join(vms))
     lines.append("  ok guaranteed, TIE tie-fragile, BAD violated, -- not live;")
     lines.append("  by: ph phase, pri priority, reg registration order")
+    if any(c.blocked for row in h.cells for c in row):
+        lines.append("  *: QEMU refuses to migrate that reference VM (a migration blocker)")
+    if h.note:
+        lines.extend(textwrap.wrap(f"({h.note})", 78, initial_indent="  ", subsequent_indent="   "))
     return "\n".join(lines) + "\n"
