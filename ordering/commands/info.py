@@ -118,11 +118,11 @@ def _rules(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from ordering.check import check
-    from ordering.commands.history_vms import reference_vm
+    from ordering.commands.history_vms import NOTE, reference_vm
 
     k = _k(args)
     rule = k.rule(args.rule)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for rel in sorted(k.releases.values(), key=lambda r: r.version):
         vm = reference_vm(k, rule, rel)
         result = check(k, rel, vm)
@@ -135,6 +135,7 @@ def _explain(args: argparse.Namespace) -> int:
                 "verdict": worst.verdict.value,
                 "by": worst.by or None,
                 "evidence": worst.evidence.describe() if worst.evidence else None,
+                "blocked": [b.message for b in result.blockers if not b.conditional],
             }
         )
     claims = [
@@ -172,10 +173,15 @@ def _explain(args: argparse.Namespace) -> int:
         "",
         "  Verdict on a reference VM, per source release:",
         *(
-            f"    {r['release']:<6} {r['verdict']:<12} {('by ' + r['by']) if r['by'] else '':<16} {r['evidence'] or ''}"
+            f"    {r['release']:<6} {r['verdict']:<12} {('by ' + r['by']) if r['by'] else '':<16} "
+            f"{r['evidence'] or ''}" + (" [*]" if r["blocked"] else "")
             for r in rows
         ),
     ]
+    if any(r["blocked"] for r in rows):
+        text.append("    [*] QEMU refuses to migrate that reference VM: " + "; ".join(
+            sorted({m for r in rows for m in r["blocked"]})))
+    text.append(f"    ({NOTE})")
     return _emit(args, data, text)
 
 
