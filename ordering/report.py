@@ -123,11 +123,16 @@ def not_live_reason(result: CheckResult, rule: Rule) -> str:
     arch = result.release.machine(result.vm.machine)[0].arch
     if rule.arch and rule.arch != arch:
         return f"the rule is about {rule.arch} machines; this is {arch}"
-    kinds = {s.kind for s in result.order.registered.sections if s.sent}
+    sections = result.order.registered.sections
+    kinds = {s.kind for s in sections if s.sent}
+    unsent = {s.kind for s in sections if not s.sent}
     computed = {"dma-pci", "msi-pci", "virtio-mem-bitmap"}
     missing = [side for side in (rule.first, rule.then) if side not in computed and side not in kinds]
     if missing:
-        return "the VM has no " + " and no ".join(missing) + " section"
+        return "the VM has no " + " and no ".join(
+            f"{m} section" + (" sent (registered, but its `needed` is false in this migration)" if m in unsent else "")
+            for m in missing
+        )
     return f"its condition '{rule.condition}' does not hold in this VM"
 
 
