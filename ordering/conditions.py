@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
+from ordering.model.machine import is_on
 from ordering.model.rule import Rule
 from ordering.model.section import Section
 from ordering.order import Registered
@@ -36,16 +37,13 @@ class RuleInstance(NamedTuple):
     why: str
 
 
-_ON = ("on", "true", "yes", "1")
-
-
 def translates_at_load(dev: PlacedDevice) -> bool:
     """Whether loading ``dev`` goes through a vIOMMU: VFIO (its DMA maps are replayed through
     it) or virtio with ``iommu_platform=on`` (virtio_bus_device_plugged sets dma_as to the
     vIOMMU's address space only with VIRTIO_F_IOMMU_PLATFORM)."""
     if dev.kind == "vfio":
         return True
-    return dev.spec.driver.startswith("virtio-") and dev.spec.props.get("iommu_platform", "") in _ON
+    return dev.spec.driver.startswith("virtio-") and is_on(dev.spec.props.get("iommu_platform", ""))
 
 
 def sets_up_msi_at_load(dev: PlacedDevice) -> bool:

@@ -27,7 +27,7 @@ from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.rule import Rule
 from ordering.model.section import Phase
-from ordering.verdict import CONFIG_LOAD_CONDITIONS
+from ordering.verdict import CONFIG_LOAD_SIDES
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ def prove(release: Release, rule: Rule) -> Proof:
                     requires="; ".join(requires),
                 )
     assumes = ""
-    if rule.condition in CONFIG_LOAD_CONDITIONS and release.features.vfio_multifd_load_thread:
+    if rule.then in CONFIG_LOAD_SIDES and release.features.vfio_multifd_load_thread:
         assumes = (
             "no multifd device-state transfer (with it VFIO's config loads from a thread, "
             "unordered; migorder check --multifd)"

@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from ordering.conditions import RuleInstance, rule_instances
-from ordering.model.machine import machine_type_version
+from ordering.model.machine import is_on, machine_type_version
 from ordering.model.rule import Rule
 from ordering.model.section import Phase, Section, SectionType
 from ordering.order import LoadOrder
@@ -73,7 +73,7 @@ class Evidence(NamedTuple):
             )
         if self.by == "concurrency":
             return (
-                f"{t.label}'s config may load before {f.label}: with multifd device-state transfer "
+                f"{t.label}'s config load may come before {f.label}: with multifd device-state transfer "
                 "VFIO loads its config from vfio_load_bufs_thread, unordered against the main "
                 "thread's FULL sections (x-migration-load-config-after-iter holds it back only on "
                 "ARM, from 10.1, for machine types newer than 10.0)"
@@ -193,20 +193,24 @@ def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, str, int]:
     return verdict, by, violating
 
 
-CONFIG_LOAD_CONDITIONS = frozenset({"vfio-msi-x86", "msi-through-its"})
-"""Conditions of rules whose ``then`` is VFIO's config load (MSI/MSI-X set-up)."""
+CONFIG_LOAD_SIDES = frozenset({"vfio", "dma-pci", "msi-pci"})
+"""Rule sides that can be a VFIO device's config load (MSI/MSI-X set-up, whose routes also
+depend on the vIOMMU's interrupt remapping and the bus number of the requester id)."""
 
-_ON = ("on", "true", "yes", "1")
 
-
-def _vfio_config_unordered(order: LoadOrder) -> set[str]:
+def vfio_config_unordered(order: LoadOrder) -> set[str]:
     """qdev ids of VFIO devices whose config load runs in a thread, unordered against FULL
     sections: multifd on (``Vm.migration``), a release with the load thread (10.0+), the
     device's x-migration-multifd-transfer not off (hw_compat_9_2 turns it off), and
     x-migration-load-config-after-iter not holding it back (10.1+: AUTO is on only for ARM
     builds; hw_compat_10_0 turns it off)."""
     rel = order.release
-    if order.vm.migration.get("multifd", "") not in _ON or not rel.features.vfio_multifd_load_thread:
+    mig = order.vm.migration
+    if not is_on(mig.get("multifd", "")) or not rel.features.vfio_multifd_load_thread:
+        return set()
+    # multifd_device_state_supported: no compression and no mapped-ram, else VFIO keeps its
+    # config on the main channel, in priority order.
+    if mig.get("multifd-compression", "none") != "none" or is_on(mig.get("mapped-ram", "")):
         return set()
     machine_version = machine_type_version(order.machine_type)
     arch = rel.machine(order.vm.machine)[0].arch
@@ -220,7 +224,7 @@ def _vfio_config_unordered(order: LoadOrder) -> set[str]:
             continue
         after = props.get("x-migration-load-config-after-iter", "auto")
         if rel.features.vfio_config_load_after_iter and (
-            after in _ON
+            is_on(after)
             or (after == "auto" and arch == "aarch64" and not (machine_version and machine_version <= (10, 0)))
         ):
             continue
@@ -251,7 +255,7 @@ def judge(
     where = placements(order)
     rules = list(rules)
     found = instances if instances is not None else rule_instances(rules, order.registered)
-    unordered = _vfio_config_unordered(order)
+    unordered = vfio_config_unordered(order)
     out: list[RuleVerdict] = []
     cache: dict[int, _Firsts | None] = {}
     for rule in rules:
@@ -271,7 +275,7 @@ def judge(
             if then is None or group is None:
                 continue
             verdict, by, violating = _judge(group, then)
-            if rule.condition in CONFIG_LOAD_CONDITIONS and inst.then.owner in unordered:
+            if inst.then.kind == "vfio" and inst.then.owner in unordered:
                 verdict, by, violating = _VIOLATED, "concurrency", len(group.positions)
             out.append(
                 RuleVerdict(rule, verdict, by, inst, group.worst, then, violating, len(group.positions))

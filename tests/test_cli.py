@@ -179,3 +179,11 @@ def test_simulate_reports_qemus_blocker_first(capsys: pytest.CaptureFixture[str]
     code, out, _ = run(capsys, "simulate", "hazard-iommu-discarded", "--qemu", "7.2")
     assert code == 1
     assert not out.startswith("BLOCKED")
+
+
+def test_simulate_with_multifd_replays_the_worst_interleaving(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "simulate", "hazard-msi-before-its", "--qemu", "10.0", "--multifd")
+    assert code == 1
+    assert out.startswith("multifd: 0000:00:01.0/vfio's config load replayed")
+    code, out, _ = run(capsys, "simulate", "hazard-msi-before-its", "--qemu", "10.2", "--multifd")
+    assert code == 0  # ARM 10.2: x-migration-load-config-after-iter holds the config load back

@@ -248,3 +248,35 @@ def test_multifd_makes_vfio_config_load_unordered_where_qemu_does_not_hold_it_ba
     )
     # 7.2 has no load thread at all.
     assert verdict("7.2", x86.replace("id=v0", "id=v0,x-enable-migration=on"), "apic-before-vfio", True)[1] != "concurrency"
+
+
+def test_multifd_reaches_every_rule_on_the_vfio_config_load_and_respects_qemus_exceptions() -> None:
+    args = (
+        "-nodefaults -machine q35 -device intel-iommu,intremap=on -device pcie-root-port,id=rp1 "
+        "-device vfio-pci,host=0000:01:00.0,id=v0,bus=rp1"
+    )
+    vm = replace(parse_command_line(args), migration={"multifd": "on"})
+    got = {(v.rule.id, v.verdict.value, v.by) for v in check(K, K.release("11.1"), vm).verdicts if v.instance}
+    assert ("viommu-before-dma-devices", "violated", "concurrency") in got
+    assert ("pci-bus-before-dma-devices", "violated", "concurrency") in got
+    # multifd_device_state_supported: compression or mapped-ram keep the config on the main channel
+    for extra in ({"multifd-compression": "zstd"}, {"mapped-ram": "on"}):
+        other = replace(vm, migration={"multifd": "on", **extra})
+        assert all(v.by != "concurrency" for v in check(K, K.release("11.1"), other).verdicts)
+
+
+def test_qemu_boolean_spellings() -> None:
+    vm = parse_command_line("-nodefaults -machine q35 -smp 2 -device vfio-pci,host=0000:01:00.0,x-enable-migration=true")
+    result = check(K, K.release("7.2"), vm)
+    assert result.blockers == ()
+    assert any(v.rule.id == "apic-before-vfio" and v.verdict is Verdict.TIE_FRAGILE for v in result.verdicts)
+
+
+def test_global_on_an_abstract_virtio_class_reaches_every_virtio_device() -> None:
+    vm = parse_command_line(
+        "-nodefaults -machine q35 -device intel-iommu -global virtio-device.iommu_platform=on "
+        "-device virtio-net-pci,disable-legacy=on,id=n0"
+    )
+    assert vm.devices[1].props["iommu_platform"] == "on"
+    live = [v for v in check(K, K.release("10.2"), vm).verdicts if v.rule.id == "viommu-before-dma-devices"]
+    assert [v.verdict for v in live] == [Verdict.GUARANTEED]

@@ -17,7 +17,10 @@ ARM_REFERENCE = (
     "-device vfio-pci,host=0000:01:00.0,id=nic0,bus=rp0 -device virtio-net-pci,id=net0"
 )
 
-NOTE = "7.2 reference VMs turn on its experimental VFIO migration (vfio-pci x-enable-migration=on)"
+NOTE = (
+    "7.2 reference VMs turn on its experimental VFIO migration (vfio-pci x-enable-migration=on); "
+    "every release is judged without multifd device-state transfer (migorder check --multifd)"
+)
 
 
 def reference_vm(k: Knowledge, rule: Rule, release: Release | None = None) -> Vm:

@@ -41,9 +41,12 @@ def run(args: argparse.Namespace) -> int:
             {
                 "rule": p.rule.id,
                 "release": p.release,
-                "result": "proved" if p.proved and p.pairs else ("vacuous" if p.proved else "counterexample"),
+                "result": "vacuous" if p.blocked or (p.proved and not p.pairs) else ("proved" if p.proved else "counterexample"),
                 "pairs": p.pairs,
                 "counterexample": p.counterexample.describe() if p.counterexample else None,
+                "assumes": p.assumes or None,
+                "blocked": p.blocked or None,
+                "requires": p.requires or None,
                 "provenance": list(p.rule.provenance),
             }
             for p in proofs

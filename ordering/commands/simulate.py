@@ -18,6 +18,7 @@ from ordering.model.release import Release
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
 from ordering.sim import Trace, follow_stream, move, simulate
+from ordering.verdict import vfio_config_unordered
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,11 +73,13 @@ def run(args: argparse.Namespace) -> int:
     vm, order = _order(args, k, dest)
     for a, b in zip(args.move, args.before, strict=True):
         order = move(order, a, b)
+    order, moved = _multifd_worst_case(order)
     trace = simulate(dest, vm, order)
     # The source decides whether the migration happens at all: say so before any failure.
     refused = blockers(order)
     if args.json:
         data = trace_dict(trace)
+        data["multifd_moved"] = moved
         data["blockers"] = [
             {"device": b.device, "message": b.message, "conditional": b.conditional or None}
             for b in refused
@@ -84,6 +87,10 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(data, indent=2))
     else:
         lines = [
+            f"multifd: {label}'s config load replayed at the earliest point vfio_load_bufs_thread "
+            "can reach (before the first FULL section): QEMU does not order it"
+            for label in moved
+        ] + [
             f"BLOCKED: {b.device}: {b.message}"
             + (f" (unless {b.conditional})" if b.conditional else "")
             + " — QEMU refuses this migration; the trace shows what would follow if it did not"
@@ -91,6 +98,26 @@ def run(args: argparse.Namespace) -> int:
         ]
         print("\n".join([*lines, trace_text(trace)]))
     return trace.exit_code
+
+
+def _multifd_worst_case(order: LoadOrder) -> tuple[LoadOrder, list[str]]:
+    """With multifd, move each VFIO config load QEMU does not order to the earliest point the
+    load thread can reach: the worst order a destination may see."""
+    unordered = vfio_config_unordered(order)
+    if not unordered:
+        return order, []
+    first = next(
+        (s for s in order.steps if s.type.value == "FULL" and s.phase.value == "complete"), None
+    )
+    moved: list[str] = []
+    for step in list(order.steps):
+        if first is None or step.section.owner not in unordered or step.type.value != "FULL":
+            continue
+        if step.section.section_id == first.section.section_id:
+            continue
+        order = move(order, step.section.label, first.section.label)
+        moved.append(step.section.label)
+    return order, moved
 
 
 def trace_dict(trace: Trace) -> dict[str, Any]:

@@ -109,11 +109,31 @@ def _clause_holds(
         }[op]
     if "!=" in clause:
         key, value = (s.strip() for s in clause.split("!=", 1))
-        return options.get(key, "") != value
+        return _as_bool(options.get(key, "")) != _as_bool(value)
     if "=" in clause:
         key, value = (s.strip() for s in clause.split("=", 1))
-        return options.get(key, "") == value
+        return _as_bool(options.get(key, "")) == _as_bool(value)
     return bool(options.get(clause, ""))
+
+
+_TRUE = frozenset({"on", "yes", "true", "y"})
+_FALSE = frozenset({"off", "no", "false", "n"})
+
+
+def _as_bool(value: str) -> str:
+    """QEMU's boolean spellings (qapi_bool_parse: on/yes/true/y, off/no/false/n) as on/off;
+    any other value unchanged.
+
+    >>> _as_bool("true"), _as_bool("n"), _as_bool("auto")
+    ('on', 'off', 'auto')
+    """
+    low = value.lower()
+    return "on" if low in _TRUE else "off" if low in _FALSE else value
+
+
+def is_on(value: str) -> bool:
+    """Whether a property value is one of QEMU's spellings of true."""
+    return value.lower() in _TRUE
 
 
 def valid_condition(when: str) -> bool:

@@ -267,9 +267,26 @@ def _global(text: str, origin: str) -> tuple[str, str, str]:
     return driver, prop, value
 
 
+_ABSTRACT = {
+    "virtio-device": "virtio-",
+    "virtio-pci": "virtio-",
+    "virtio-pci-base": "virtio-",
+    "pci-device": "",
+    "device": "",
+}
+"""QOM parent classes a -global may name: it reaches every subclass (object_dynamic_cast)."""
+
+
+def _applies(driver: str, device: str) -> bool:
+    if driver == device:
+        return True
+    prefix = _ABSTRACT.get(driver)
+    return prefix is not None and device.startswith(prefix)
+
+
 def _with_globals(spec: DeviceSpec, globals_: list[tuple[str, str, str]]) -> DeviceSpec:
     """A device's properties with ``-global`` defaults for its driver (its own win, as in QEMU)."""
-    extra = {p: v for d, p, v in globals_ if d == spec.driver and p not in spec.props}
+    extra = {p: v for d, p, v in globals_ if _applies(d, spec.driver) and p not in spec.props}
     if not extra:
         return spec
     return DeviceSpec(spec.driver, spec.id, spec.bus, spec.addr, {**extra, **spec.props}, spec.origin)

@@ -60,8 +60,12 @@ def read_scenario(path: Path) -> Vm:
             steps.append(HotplugStep(unplug=h.text("unplug")))
     guest = t.table("guest").data
     mig = t.table("migration")
-    mig.reject_unknown({"multifd"})
+    mig.reject_unknown({"multifd", "multifd-compression", "mapped-ram"})
     migration = {"multifd": "on"} if mig.flag("multifd", False) else {}
+    if "multifd-compression" in mig.data:
+        migration["multifd-compression"] = mig.text("multifd-compression")
+    if mig.flag("mapped-ram", False):
+        migration["mapped-ram"] = "on"
     return replace(
         vm,
         hotplug=tuple(steps),
