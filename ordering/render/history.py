@@ -104,13 +104,16 @@ def layout_history(h: History) -> Scene:
     grid_x = MARGIN + label_w
     title_h, head_h = 18.0, 16.0
     grid_w = CELL_W * len(h.releases)
-    blocked = ["*: QEMU blocks that VM's migration;"] if any(c.blocked for row in h.cells for c in row) else []
-    legend = "  ".join(["cell: verdict / what decides it (phase, priority, registration);",
-                        "grey: not live in the reference VM;", *blocked] + ([f"({h.note})"] if h.note else []))
-    width = max(grid_x + grid_w + MARGIN, text_width(legend, SIZE) + 2 * MARGIN,
+    blocked = ["*: QEMU blocks that VM's migration"] if any(c.blocked for row in h.cells for c in row) else []
+    parts = ["cell: verdict / what decides it (phase, priority, registration); grey: not live in the reference VM",
+             *blocked, *([f"({h.note})"] if h.note else [])]
+    wrap_at = max(60, int((grid_x + grid_w) / max(text_width("x", SIZE), 1.0)))
+    legend = "\n".join(line for part in parts for line in textwrap.wrap(part, wrap_at))
+    legend_lines = legend.count("\n") + 1
+    width = max(grid_x + grid_w + MARGIN, max(text_width(line, SIZE) for line in legend.splitlines()) + 2 * MARGIN,
                 text_width(h.title, 9.0) + 2 * MARGIN)
     grid_h = CELL_H * len(h.rows)
-    height = MARGIN + title_h + head_h + grid_h + 10 + text_height("x", SIZE) + MARGIN
+    height = MARGIN + title_h + head_h + grid_h + 10 + text_height("x", SIZE) * legend_lines * 1.3 + MARGIN
     top = height - MARGIN - title_h - head_h
     rects: list[Rect] = []
     labels = [Label(MARGIN, height - MARGIN, h.title, 9.0, ha="left", va="top", bold=True)]
