@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ordering.claims import ClaimCheck, check_claims
-from ordering.conditions import rule_instances
+from ordering.conditions import bypasses_viommu, rule_instances
 from ordering.graph import Cycle, cycles, kind_graph, section_graph
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import condition_holds
@@ -86,10 +86,11 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     for dev in reg.devices:
         by_driver.setdefault(dev.spec.driver, []).append(dev)
     machine_type_version = machine_version(order.machine_type)
+    bypass = bypasses_viommu(reg)
     for b in release.blockers:
         candidates = by_driver.get(b.device, [])
-        if not candidates:
-            continue
+        if not candidates or (b.with_kind == "viommu" and bypass):
+            continue  # behind no vIOMMU: vfio_viommu_preset() is false
         if b.with_kind and not any(s.sent and s.kind == b.with_kind for s in reg.sections):
             continue
         for dev in candidates:

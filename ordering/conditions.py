@@ -37,6 +37,13 @@ class RuleInstance(NamedTuple):
     why: str
 
 
+def bypasses_viommu(reg: Registered) -> bool:
+    """Whether the VM's devices bypass its vIOMMU: ``-machine ...,default-bus-bypass-iommu=on``
+    makes the default root complex's host bridge bypass it, for every device on it and behind
+    its bridges (hw/pci/pci.c: pci_bus_bypass_iommu); migorder models no other root complex."""
+    return is_on(reg.vm.machine_options.get("default-bus-bypass-iommu", ""))
+
+
 def translates_at_load(dev: PlacedDevice) -> bool:
     """Whether loading ``dev`` goes through a vIOMMU: VFIO (its DMA maps are replayed through
     it) or virtio with ``iommu_platform=on`` (virtio_bus_device_plugged sets dma_as to the
@@ -67,6 +74,7 @@ class _View:
         self.by_owner: dict[str, list[Section]] = by_owner
         self.by_kind: dict[str, list[Section]] = by_kind
         self.arch = reg.release.machine(reg.vm.machine)[0].arch
+        self.bypass = bypasses_viommu(reg)
         self._device_sections: dict[str, list[Section]] = {}
 
     def kind(self, kind: str) -> list[Section]:
@@ -78,6 +86,9 @@ class _View:
         cached = self._device_sections.get(capability)
         if cached is not None:
             return cached
+        if capability == "translate" and self.bypass:
+            self._device_sections[capability] = []
+            return []
         test = translates_at_load if capability == "translate" else sets_up_msi_at_load
         out: list[Section] = []
         for dev in self.reg.devices:
@@ -104,6 +115,8 @@ def _always(rule: Rule, v: _View) -> Iterable[RuleInstance]:
 def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     viommus = v.kind("viommu")
     if not viommus:
+        return
+    if v.bypass:
         return
     above: set[str] = set()
     behind: list[str] = []
@@ -162,7 +175,7 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
 def _vfio_maps_through_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     viommus = v.kind("viommu")
     vfio = v.kind("vfio")
-    if not viommus or not vfio:
+    if not viommus or not vfio or v.bypass:
         return
     firsts: list[Section] = []
     for dev in v.reg.devices:

@@ -155,3 +155,16 @@ def test_cli_exit_codes_and_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_consequences_are_the_rules_words() -> None:
     assert {c.value for c in Consequence} == {"error", "degraded", "silent"}
+
+
+def test_no_translation_failure_when_the_root_complex_bypasses_the_viommu() -> None:
+    from ordering.sources.cmdline import parse_command_line
+
+    args = (
+        "-nodefaults -machine q35{opt} -device intel-iommu -device pcie-root-port,id=rp1 "
+        "-device virtio-net-pci,bus=rp1,iommu_platform=on,disable-legacy=on"
+    )
+    for opt, expected in (("", 1), (",default-bus-bypass-iommu=on", 0)):
+        vm = parse_command_line(args.format(opt=opt))
+        order = move(derive(K.release("11.1"), vm), "0000:00:01.0:00.0/virtio-net", "iommu-intel")
+        assert len(simulate(K.release("11.1"), vm, order).failures) == expected

@@ -280,3 +280,16 @@ def test_global_on_an_abstract_virtio_class_reaches_every_virtio_device() -> Non
     assert vm.devices[1].props["iommu_platform"] == "on"
     live = [v for v in check(K, K.release("10.2"), vm).verdicts if v.rule.id == "viommu-before-dma-devices"]
     assert [v.verdict for v in live] == [Verdict.GUARANTEED]
+
+
+def test_default_bus_bypass_iommu_takes_devices_out_of_the_viommu() -> None:
+    base = (
+        "-nodefaults -machine q35{opt} -device intel-iommu -device pcie-root-port,id=rp1 "
+        "-device vfio-pci,host=0000:01:00.0,id=v0,bus=rp1"
+    )
+    behind = check(K, K.release("10.2"), parse_command_line(base.format(opt="")))
+    assert behind.blockers
+    bypass = check(K, K.release("10.2"), parse_command_line(base.format(opt=",default-bus-bypass-iommu=on")))
+    assert bypass.blockers == ()
+    live = {v.rule.id for v in bypass.verdicts if v.instance}
+    assert not live & {"viommu-before-dma-devices", "pci-bus-before-viommu", "pci-bus-before-dma-devices"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ordering.conditions import bypasses_viommu
 from ordering.model.release import Release
 from ordering.model.rule import Consequence
 from ordering.model.section import Section
@@ -80,12 +81,18 @@ class World:
         return None
 
     def viommu(self) -> Section | None:
-        """The vIOMMU's section (the first, when a VM has several)."""
+        """The vIOMMU's section (the first, when a VM has several); None when the VM's devices
+        bypass it (``default-bus-bypass-iommu=on``: ordering.conditions.bypasses_viommu)."""
         found = self.kind("viommu")
-        return found[0] if found else None
+        if not found or bypasses_viommu(self.order.registered):
+            return None
+        return found[0]
 
     def translated(self, dev: PlacedDevice) -> bool:
-        """Whether ``dev``'s DMA goes through the vIOMMU: a DMA-capable PCI device."""
+        """Whether ``dev``'s DMA goes through the vIOMMU: a DMA-capable PCI device, unless the
+        root complex bypasses the vIOMMU (hw/pci/pci.c: pci_bus_bypass_iommu)."""
+        if bypasses_viommu(self.order.registered):
+            return False
         return dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu")
 
 
