@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ordering.check import CheckResult
+from ordering.model.machine import is_on
 from ordering.model.rule import Rule
 from ordering.model.section import LoadStep, Section
 from ordering.order import LoadOrder
@@ -140,7 +141,7 @@ def assumptions(r: CheckResult) -> list[str]:
     """What the verdicts assume about the migration, said when it matters to this VM."""
     out: list[str] = []
     has_vfio = any(s.kind == "vfio" for s in r.order.registered.sections if s.sent)
-    multifd = r.vm.migration.get("multifd", "") in ("on", "true", "yes", "1")
+    multifd = is_on(r.vm.migration.get("multifd", ""))
     if has_vfio and r.release.features.vfio_multifd_load_thread and not multifd:
         out.append(
             "precopy without the multifd capability (QEMU's default). With multifd, VFIO's config "

@@ -9,7 +9,6 @@ from typing import Any
 from ordering.claims import check_claims
 from ordering.commands._common import knowledge
 from ordering.model.knowledge import Knowledge
-from ordering.model.machine import version_tuple
 from ordering.sources.scenario import read_scenario
 
 
@@ -211,8 +210,3 @@ def _devices(args: argparse.Namespace) -> int:
     ]
     text = [f"{d['device']:<22} {d['kind']:<12} {', '.join(d['registers'])}" for d in data]
     return _emit(args, data, text)
-
-
-def newest_first(k: Knowledge) -> list[str]:
-    """Release names, newest first."""
-    return sorted(k.releases, key=version_tuple, reverse=True)

@@ -19,6 +19,7 @@ property ``iommu_platform=on``). A failure is ``virtio_error(vdev, "Cannot map d
 
 from __future__ import annotations
 
+from ordering.model.machine import is_on
 from ordering.model.rule import Consequence
 from ordering.model.section import Section
 from ordering.sim.devices import pci_bridge
@@ -30,16 +31,12 @@ _VIRTIO_VMSDS = frozenset(
 )
 
 
-def _on(value: str) -> bool:
-    return value.lower() in ("on", "true", "yes", "1")
-
-
 def applies(world: World, section: Section) -> bool:
     """A virtio device's section, with iommu_platform=on, in a VM with a vIOMMU."""
     if section.vmsd not in _VIRTIO_VMSDS or world.viommu() is None:
         return False
     dev = world.device_of(section)
-    return dev is not None and _on(str(dev.spec.props.get("iommu_platform", "off")))
+    return dev is not None and is_on(str(dev.spec.props.get("iommu_platform", "off")))
 
 
 def post_load(ctx: Ctx, section: Section) -> None:
