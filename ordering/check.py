@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ordering._bulk import bulk
 from ordering.claims import ClaimCheck, check_claims
 from ordering.conditions import bypasses_viommu, rule_instances
 from ordering.graph import Cycle, cycles, kind_graph, section_graph
@@ -103,6 +104,7 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     return out
 
 
+@bulk
 def check_order(knowledge: Knowledge, order: LoadOrder) -> CheckResult:
     """Judge an already derived (or observed) load order."""
     rules = knowledge.rules
@@ -121,6 +123,7 @@ def check_order(knowledge: Knowledge, order: LoadOrder) -> CheckResult:
     )
 
 
+@bulk
 def check(knowledge: Knowledge, release: Release, vm: Vm) -> CheckResult:
     """Derive ``vm``'s load order on ``release`` and judge it.
 

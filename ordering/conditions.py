@@ -34,7 +34,14 @@ class RuleInstance(NamedTuple):
     rule: Rule
     firsts: tuple[Section, ...]
     then: Section
-    why: str
+    because: str
+    """Why the rule is live here; ``{owner}`` stands for the then section's device (one string
+    shared by the thousands of instances of a large VM, formatted only when shown)."""
+
+    @property
+    def why(self) -> str:
+        """Why the rule is live on this instance, in words."""
+        return self.because.replace("{owner}", self.then.owner)
 
 
 def bypasses_viommu(reg: Registered) -> bool:
@@ -91,15 +98,25 @@ class _View:
             return []
         test = translates_at_load if capability == "translate" else sets_up_msi_at_load
         out: list[Section] = []
+        by_owner = self.by_owner
+        # The test depends only on the device type and, for virtio, iommu_platform: ask it
+        # once per (type, value), not once per device of a 100k-section VM.
+        tested: dict[tuple[int, str], bool] = {}
         for dev in self.reg.devices:
-            if dev.is_pci and dev.kind not in ("pci-bridge", "viommu") and test(dev):
-                # The device's own load: not its secondary bus, not an early_setup section
-                # (virtio-mem's early section carries the bitmap, no rings).
-                out.extend(
-                    s
-                    for s in self.by_owner.get(dev.qdev_id, [])
-                    if s.full and s.vmsd != "PCIBUS" and not s.early_setup
-                )
+            dtype = dev.type
+            if dev.slot is None or dtype.kind in ("pci-bridge", "viommu"):
+                continue  # not on a PCI bus, or a bridge or vIOMMU itself
+            key = (id(dtype), dev.spec.props.get("iommu_platform", ""))
+            passes = tested.get(key)
+            if passes is None:
+                passes = tested[key] = test(dev)
+            if not passes:
+                continue
+            # The device's own load: not its secondary bus, not an early_setup section
+            # (virtio-mem's early section carries the bitmap, no rings).
+            for s in by_owner.get(dev.qdev_id, ()):
+                if s.full and s.vmsd != "PCIBUS" and not s.early_setup:
+                    out.append(s)
         self._device_sections[capability] = out
         return out
 
@@ -153,10 +170,10 @@ def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         if known is None:
             known = shared[bridges] = (
                 tuple(s for b in bridges for s in bridge_sections.get(b, [])),
-                f" is behind {', '.join(bridges)} and DMA is translated",
+                f"{{owner}} is behind {', '.join(bridges)} and DMA is translated",
             )
         if known[0]:
-            yield RuleInstance(rule, known[0], then, then.owner + known[1])
+            yield RuleInstance(rule, known[0], then, known[1])
 
 
 def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
@@ -169,7 +186,7 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         # One shared tuple for every device that is not itself a vIOMMU: judged once.
         firsts = shared if then.owner not in owners else tuple(s for s in viommus if s.owner != then.owner)
         if firsts:
-            yield RuleInstance(rule, firsts, then, f"{then.owner} does DMA through the vIOMMU")
+            yield RuleInstance(rule, firsts, then, "{owner} does DMA through the vIOMMU")
 
 
 def _vfio_maps_through_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
@@ -213,7 +230,7 @@ def _msi_through_its(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     if not its:
         return
     for then in v.device_sections("msi"):
-        yield RuleInstance(rule, its, then, f"{then.owner}'s MSIs are translated by the ITS")
+        yield RuleInstance(rule, its, then, "{owner}'s MSIs are translated by the ITS")
 
 
 CONDITIONS: dict[str, Callable[[Rule, _View], Iterable[RuleInstance]]] = {

@@ -74,6 +74,8 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
     befores = {f.section_id for firsts in unique.values() for f in firsts}
     afters = {inst.then.section_id for inst in instances}
     both = befores & afters
+    if not both:
+        return g  # no section must load both before and after something: no cycle
     for inst in instances:
         if inst.then.section_id not in both:
             continue
@@ -81,7 +83,7 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
         if not firsts:
             continue
         if len(firsts) != len(inst.firsts):
-            inst = RuleInstance(inst.rule, firsts, inst.then, inst.why)
+            inst = RuleInstance(inst.rule, firsts, inst.then, inst.because)
         then = inst.then.label
         if len(inst.firsts) == 1:
             _add(g, inst.firsts[0].label, then, inst.rule.id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+from ordering._bulk import bulk
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
     DeviceType,
@@ -63,6 +64,11 @@ class LoadOrder:
         return pos
 
 
+_NOT_IN_RELEASE: tuple[PriorityLevel, bool, str] = (PriorityLevel(0, ""), False, "")
+"""The compiled form of a template its since/until keep out of the release (compared by
+identity)."""
+
+
 class _Registry:
     def __init__(self, release: Release, vm: Vm, machine_type: str, layout: MachineLayout) -> None:
         self.release = release
@@ -73,11 +79,9 @@ class _Registry:
         self._once: set[tuple[str, str]] = set()
         """(idstr, vmsd) of the `once` templates already registered."""
         self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
-        self._priority: dict[str, PriorityLevel] = {}
-        self._in_release: dict[int, bool] = {}
-        """id(template) → whether its since/until admit this release (templates live as long
-        as the release model, so their ids are stable here)."""
-        self._early: dict[str, bool] = {}
+        self._compiled: dict[int, tuple[PriorityLevel, bool, str]] = {}
+        """id(template) → :meth:`_compile` (templates live as long as the release model, so
+        their ids are stable here)."""
         self.vm = vm
         self.machine_version = machine_type_version(machine_type)
         self.next_id = 0
@@ -97,18 +101,15 @@ class _Registry:
         kind: str = "",
         hotplugged: bool = False,
     ) -> None:
-        rel = self.release
-        in_release = self._in_release.get(id(t))
-        if in_release is None:
-            in_release = self._in_release[id(t)] = not (
-                (t.since and rel.version < version_tuple(t.since))
-                or (t.until and rel.version >= version_tuple(t.until))
-            )
-        if not in_release:
+        compiled = self._compiled.get(id(t))
+        if compiled is None:
+            compiled = self._compiled[id(t)] = self._compile(t)
+        if compiled is _NOT_IN_RELEASE:
             return
+        priority, early_setup, vmsd_kind = compiled
         if t.when and not condition_holds(
             t.when,
-            release=rel.version,
+            release=self.release.version,
             machine_version=self.machine_version,
             options={**self.options, **options} if options else self.options,
         ):
@@ -117,12 +118,14 @@ class _Registry:
             if (t.idstr, t.vmsd) in self._once:
                 return
             self._once.add((t.idstr, t.vmsd))
-        if "{path}" in t.idstr and not path:
-            raise ScenarioError(
-                self.vm.source or self.vm.name,
-                f"{owner}: registration {t.idstr!r} needs a qdev path but the device has none",
-            )
-        idstr = t.idstr.replace("{path}", path)
+        idstr = t.idstr
+        if "{path}" in idstr:
+            if not path:
+                raise ScenarioError(
+                    self.vm.source or self.vm.name,
+                    f"{owner}: registration {t.idstr!r} needs a qdev path but the device has none",
+                )
+            idstr = idstr.replace("{path}", path)
         top = self.top.get(idstr, -1)
         if t.instance == "auto":
             instance = top + 1  # calculate_new_instance_id: the highest in use, plus one
@@ -136,9 +139,7 @@ class _Registry:
             self.top[idstr] = instance
         # A VMSD listed in kinds.toml has that kind; a device's other sections (a bridge's
         # PCIBUS, say) keep the device's kind only when it is not a rule kind.
-        section_kind = self.kind_of.get(t.vmsd) or (
-            kind if kind and kind not in rel.kinds else "other"
-        )
+        section_kind = vmsd_kind or (kind if kind and kind not in self.release.kinds else "other")
         # Positional: the fields of Section in order (a named tuple builds fastest that way).
         self.sections.append(
             Section(
@@ -146,29 +147,27 @@ class _Registry:
                 idstr,
                 instance,
                 t.vmsd,
-                self._priority_of(t.vmsd),
+                priority,
                 section_kind,
                 owner,
                 t.iterable,
                 t.full,
                 t.sent,
-                self._early_setup(t.vmsd),
+                early_setup,
                 hotplugged,
             )
         )
         self.next_id += 1
 
-    def _priority_of(self, vmsd: str) -> PriorityLevel:
-        level = self._priority.get(vmsd)
-        if level is None:
-            level = self._priority[vmsd] = self.release.priority_of(vmsd)
-        return level
-
-    def _early_setup(self, vmsd: str) -> bool:
-        early = self._early.get(vmsd)
-        if early is None:
-            early = self._early[vmsd] = self.release.is_early_setup(vmsd)
-        return early
+    def _compile(self, t: RegistrationTemplate) -> tuple[PriorityLevel, bool, str]:
+        """What a template's sections share on this release: priority, early_setup, kind
+        (``_NOT_IN_RELEASE`` when its since/until exclude the release)."""
+        rel = self.release
+        if (t.since and rel.version < version_tuple(t.since)) or (
+            t.until and rel.version >= version_tuple(t.until)
+        ):
+            return _NOT_IN_RELEASE
+        return rel.priority_of(t.vmsd), rel.is_early_setup(t.vmsd), self.kind_of.get(t.vmsd, "")
 
     def remove_owner(self, owner: str) -> None:
         gone = {s.idstr for s in self.sections if s.owner == owner}
@@ -343,6 +342,7 @@ def _steps(ordered: list[Section], early_first: bool) -> Iterator[LoadStep]:
             yield LoadStep(s, _FULL, _COMPLETE)
 
 
+@bulk
 def derive(release: Release, vm: Vm) -> LoadOrder:
     """The load order a destination sees when ``vm`` migrates from a ``release`` source.
 

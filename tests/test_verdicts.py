@@ -293,3 +293,37 @@ def test_default_bus_bypass_iommu_takes_devices_out_of_the_viommu() -> None:
     assert bypass.blockers == ()
     live = {v.rule.id for v in bypass.verdicts if v.instance}
     assert not live & {"viommu-before-dma-devices", "pci-bus-before-viommu", "pci-bus-before-dma-devices"}
+
+
+def test_check_leaves_the_cycle_collector_as_it_found_it() -> None:
+    import gc
+
+    import pytest
+
+    from ordering.errors import ScenarioError
+
+    bad = parse_command_line("-nodefaults -machine q35 -device virtio-net-pci,bus=nosuchbus")
+    assert gc.isenabled()
+    with pytest.raises(ScenarioError):
+        check(K, K.newest, bad)
+    assert gc.isenabled(), "a failed check must turn the collector back on"
+    gc.disable()
+    try:
+        check(K, K.newest, parse_command_line("-nodefaults -machine q35"))
+        assert not gc.isenabled(), "a caller that paused the collector keeps it paused"
+    finally:
+        gc.enable()
+
+
+def test_why_names_the_device_of_each_instance() -> None:
+    vm = (
+        "-machine q35 -device intel-iommu -device pcie-root-port,id=rp0,chassis=1 "
+        "-device pcie-root-port,id=rp1,chassis=2 "
+        "-device virtio-net-pci,id=n0,bus=rp0,iommu_platform=on,disable-legacy=on "
+        "-device virtio-net-pci,id=n1,bus=rp1,iommu_platform=on,disable-legacy=on"
+    )
+    whys = sorted(v.instance.why for v in _verdicts("10.2", vm, "pci-bus-before-dma-devices") if v.instance)
+    assert whys == [
+        "n0 is behind rp0 and DMA is translated",
+        "n1 is behind rp1 and DMA is translated",
+    ]
