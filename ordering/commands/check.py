@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
 from ordering.check import CheckResult, check, check_order
 from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
 from ordering.errors import QemuRefused, UsageError
-from ordering.report import check_dict, check_text
+from ordering.report import check_dict, check_text, json_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         k = knowledge(args)
         result = check(k, resolve_release(args, k), resolve_vm(args, k))
     if args.json:
-        print(json.dumps(check_dict(result), indent=2))
+        print(json_text(check_dict(result)))
     else:
         print(check_text(result, verbose=args.verbose))
     return result.exit_code

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
 from ordering.order import derive
-from ordering.report import order_dict, order_text
+from ordering.report import json_text, order_dict, order_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
     """Derive and print."""
     k = knowledge(args)
     order = derive(resolve_release(args, k), resolve_vm(args, k))
-    print(json.dumps(order_dict(order), indent=2) if args.json else order_text(order))
+    print(json_text(order_dict(order)) if args.json else order_text(order))
     return 0

@@ -6,7 +6,6 @@ Exit codes: 0 nothing failed, 1 a failure, 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from ordering.model.knowledge import Knowledge
 from ordering.model.release import Release
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
+from ordering.report import json_text
 from ordering.sim import Trace, follow_stream, move, simulate
 from ordering.verdict import vfio_config_unordered
 
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             {"device": b.device, "message": b.message, "conditional": b.conditional or None}
             for b in refused
         ]
-        print(json.dumps(data, indent=2))
+        print(json_text(data))
     else:
         lines = [
             f"multifd: {label}'s config load replayed at the earliest point vfio_load_bufs_thread "

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from ordering.commands._common import knowledge
 from ordering.order import LoadOrder
+from ordering.report import json_text
 from ordering.sources.observed import annotate, disagreements, observed_order
 from ordering.sources.stream import Stream, read_stream
 
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
     release = k.release(args.qemu) if args.qemu else None
     order = observed_order(k, stream, release)
     if args.json:
-        print(json.dumps(stream_json(stream, order), indent=1))
+        print(json_text(stream_json(stream, order)))
     else:
         print(render_text(stream, order))
     return 0
