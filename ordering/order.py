@@ -201,8 +201,9 @@ def register(release: Release, vm: Vm) -> Registered:
     reg = _Registry(release, vm, machine_type, layout)
     placer = Placer(layout, release.devices)
     topo = vm.topology
+    _check_drives(vm, layout)
     for t in layout.boot:
-        for _ in vm.audiodevs if t.repeat == "audiodev" else (None,):
+        for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
     for i in range(topo.cpus):
         apic_id = topo.apic_id(i)
@@ -211,12 +212,14 @@ def register(release: Release, vm: Vm) -> Registered:
                 continue
             reg.add(t, owner=f"cpu{i}", cpu_index=i, apic_id=apic_id)
     for t in layout.platform:
-        reg.add(t, owner="machine")
+        for _ in range(_times(t, vm)):
+            reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []
     for spec in vm.devices:
         placed.extend(_plug(reg, placer, spec, hotplugged=False))
     for t in layout.late:
-        reg.add(t, owner="machine")
+        for _ in range(_times(t, vm)):
+            reg.add(t, owner="machine")
     present = set(range(topo.cpus))
     for step in vm.hotplug:
         if step.cpu is not None:
@@ -251,6 +254,39 @@ def register(release: Release, vm: Vm) -> Registered:
     return Registered(
         release, vm, machine_type, tuple(reg.sections), tuple(placed)
     )
+
+
+def _times(t: RegistrationTemplate, vm: Vm) -> int:
+    """How many times the board registers ``t`` for this command line (its ``repeat``)."""
+    if not t.repeat:
+        return 1
+    if t.repeat == "audiodev":
+        return len(vm.audiodevs)
+    if t.repeat == "serial-isa":
+        return vm.serial_ports(0, 3)  # MAX_ISA_SERIAL_PORTS: later indices get no UART
+    if t.repeat == "serial-second":
+        return vm.serial_ports(1, 1)
+    if t.repeat == "parallel":
+        return len(vm.parallels)
+    raise ValueError(f"unknown repeat {t.repeat!r}")  # the models loader admits only REPEATS
+
+
+def _check_drives(vm: Vm, layout: MachineLayout) -> None:
+    """``-drive`` registers nothing only as ``if=none`` or, on the x86 boards, ``if=ide``: the
+    built-in IDE/AHCI controller keeps the drive's state in its own section (captured on 7.2,
+    10.0 and 11.1, pc and q35, disk and cdrom). Any other interface makes the board create a
+    device migorder does not place (virt's default is ``if=virtio``: a virtio-blk-pci)."""
+    x86 = layout.arch == "x86_64"
+    for iface in vm.drives:
+        used = iface or ("ide" if x86 else "virtio")
+        if used == "none" or (used == "ide" and x86):
+            continue
+        default = "" if iface else f" (the default on {layout.name})"
+        raise ScenarioError(
+            vm.source or vm.name,
+            f"-drive if={used}{default}: QEMU creates a device for it that migorder does not "
+            "place; give -drive if=none,id=ID (or -blockdev) and the device with -device ...,drive=ID",
+        )
 
 
 def _plug(

@@ -126,3 +126,52 @@ def test_libvirt_style_json_options_global_and_audiodev() -> None:
         parse_command_line("-nodefaults -machine q35 -device '{\"driver\": e1000}'")
     with pytest.raises(ScenarioError, match=r"expected DRIVER\.PROPERTY=VALUE"):
         parse_command_line("-nodefaults -machine q35 -global nodot")
+
+
+def _full(release: str, args: str) -> list[str]:
+    k = load_knowledge()
+    return [s.section.label for s in derive(k.release(release), parse_command_line(args)).full]
+
+
+def test_serial_and_parallel_backends_register_isa_ports() -> None:
+    # vl.c serial_parse: `none` keeps its index empty; x86 boards create ports 0..3 only.
+    args = "-nodefaults -machine q35 -serial null -serial none -serial stdio -serial none -serial pty -parallel null"
+    vm = parse_command_line(args)
+    assert vm.serials == ("null", "none", "stdio", "none", "pty")
+    assert vm.parallels == ("null",)
+    full = _full("10.0", args)
+    i = full.index("pcspk")
+    assert full[i + 1 : i + 5] == ["serial", "serial#1", "parallel_isa", "ps2kbd"]
+    assert "serial" not in _full("10.0", "-nodefaults -machine q35 -serial none")
+
+
+def test_virt_has_a_second_uart_only_from_9_1() -> None:
+    args = "-nodefaults -machine virt -cpu max -serial null -serial null"
+    assert _full("7.2", args).count("pl011") == 1
+    assert [x for x in _full("10.0", args) if x.startswith("pl011")] == ["pl011", "pl011#1"]
+    assert [x for x in _full("10.0", "-nodefaults -machine virt -cpu max -serial none -serial null") if x.startswith("pl011")] == ["pl011", "pl011#1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("-nodefaults -machine q35 -parallel null -parallel null -parallel null -parallel null",
+         "too many parallel ports"),
+        ("-nodefaults -machine q35 -drive file=a.img,if=virtio", "-drive if=virtio: QEMU creates a device"),
+        ("-nodefaults -machine q35 -drive file=a.img,if=scsi", "-drive if=scsi: QEMU creates a device"),
+        ("-nodefaults -machine virt -cpu max -drive file=a.img", "-drive if=virtio (the default on virt)"),
+        ("-nodefaults -machine virt -cpu max -cdrom a.iso", "-drive if=virtio (the default on virt)"),
+        ("-nodefaults -machine q35 -debugcon null", "-debugcon is not modelled"),
+    ],
+)
+def test_drives_and_ports_migorder_cannot_place_are_refused(args: str, message: str) -> None:
+    k = load_knowledge()
+    with pytest.raises(ScenarioError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        derive(k.release("10.0"), parse_command_line(args))
+
+
+def test_ide_drives_on_x86_register_nothing() -> None:
+    # Captured on 7.2, 10.0 and 11.1 (tests/data/captured/*-q35-idecd): the built-in
+    # IDE/AHCI controller carries the drives' state in its own section.
+    plain = _full("11.1", "-nodefaults -machine pc")
+    assert _full("11.1", "-nodefaults -machine pc -hda a.img -cdrom b.iso -drive file=c.img,if=ide") == plain

@@ -82,6 +82,10 @@ CONFIGS = [
            "chassis_nr=1 -device virtio-net-pci,bus=br1,addr=1 -device e1000,bus=br1,addr=2"),
     Config("pc-order-swapped", X86, "-machine pc -device e1000,addr=5 -device pci-bridge,id=br1,"
            "chassis_nr=1,addr=3 -device virtio-rng-pci,bus=br1,addr=1 -device qemu-xhci"),
+    # BASE's -serial none keeps index 0 empty: the two backends are ports 1 and 2.
+    Config("pc-serial-parallel", X86, "-machine pc -serial null -serial null -parallel null "
+           "-device e1000"),
+    Config("virt-two-uarts", ARM, "-machine virt -cpu max -serial null -device e1000e"),
     Config("virt-gicv3-its-smp3", ARM, f"-machine virt,gic-version=3,its=on -cpu max -smp 3 "
            f"{RP1} -device virtio-net-pci,bus=rp1 -device virtio-rng-pci"),
     Config("virt-gicv3-noits", ARM, "-machine virt,gic-version=3,its=off -cpu max -smp 2 "

@@ -29,10 +29,21 @@ class RegistrationTemplate:
     until: str = ""
     of: str = ""
     repeat: str = ""
-    """``audiodev``: registered once per ``-audiodev`` (``audio``), none without one."""
+    """How many times the board registers it, from the command line (``REPEATS``)."""
     once: bool = False
     """Registered at most once per VM: by the first device whose template admits it."""
     source: str = ""
+
+
+REPEATS: dict[str, str] = {
+    "audiodev": "once per -audiodev (audio), none without one",
+    "serial-isa": "once per -serial index 0..3 with a backend (x86 boards: serial_hds_isa_init "
+    "creates an ISA serial for each of the MAX_ISA_SERIAL_PORTS indices whose serial_hd is set)",
+    "serial-second": "once when -serial index 1 has a backend (virt since 9.1: a second "
+    "NonSecure UART)",
+    "parallel": "once per -parallel with a backend (x86 boards: parallel_hds_isa_init)",
+}
+"""The ``repeat`` values a registration template may take."""
 
 
 @cache

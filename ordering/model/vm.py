@@ -80,5 +80,20 @@ class Vm:
     """Migration capabilities the source sets (``multifd = "on"``); QEMU's defaults otherwise."""
     audiodevs: tuple[str, ...] = ()
     """ids of the ``-audiodev`` backends (each registers an ``audio`` entry at start)."""
+    serials: tuple[str, ...] = ()
+    """Every ``-serial`` backend in order, ``none`` included: ``none`` keeps its index empty
+    (vl.c serial_parse), and the board creates a UART for each index that has a backend."""
+    parallels: tuple[str, ...] = ()
+    """The ``-parallel`` backends other than ``none`` (vl.c parallel_parse skips it)."""
+    drives: tuple[str, ...] = ()
+    """The ``if=`` of every ``-drive`` (``""`` when not given: the board's default)."""
+
+    def serial_ports(self, first: int, last: int) -> int:
+        """How many serial indices in ``first..last`` (inclusive) have a backend.
+
+        >>> Vm("v", "q35", {}, Topology(), (), serials=("null", "none", "stdio")).serial_ports(0, 3)
+        2
+        """
+        return sum(1 for s in self.serials[first : last + 1] if s != "none")
     source: str = ""
     description: str = ""

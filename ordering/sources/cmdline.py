@@ -16,8 +16,7 @@ from ordering.model.vm import DeviceSpec, Topology, Vm
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
-    {"-display", "-monitor", "-serial", "-name", "-uuid", "-qmp", "-chardev", "-blockdev",
-     "-drive", "-netdev", "-cpu", "-bios", "-kernel", "-append", "-initrd", "-L", "-rtc",
+    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-netdev", "-cpu", "-bios", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
      "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty"}
@@ -34,10 +33,14 @@ _UNSUPPORTED = {
     "-usbdevice": "use -device",
     "-vga": "use -nodefaults and -device for the display",
     "-readconfig": "give the options on the command line",
-    "-hda": "use -blockdev plus -device",
-    "-cdrom": "use -blockdev plus -device",
     "-fda": "use -blockdev plus -device",
+    "-fdb": "use -blockdev plus -device",
+    "-debugcon": "use -chardev plus -device isa-debugcon",
 }
+# Drive shorthands: a -drive with the board's default interface (vl.c drive_add).
+_DRIVE_SHORTHANDS = frozenset({"-hda", "-hdb", "-hdc", "-hdd", "-cdrom"})
+_MAX_PARALLEL_PORTS = 3
+"""include/sysemu/sysemu.h: MAX_PARALLEL_PORTS; vl.c parallel_parse exits beyond it."""
 
 
 def split_props(text: str) -> list[str]:
@@ -178,6 +181,9 @@ def parse_command_line(
     objects: list[dict[str, str]] = []
     globals_: list[tuple[str, str, str]] = []
     audiodevs: list[str] = []
+    serials: list[str] = []
+    parallels: list[str] = []
+    drives: list[str] = []
     i = 0
     while i < len(args):
         opt = args[i]
@@ -219,6 +225,18 @@ def parse_command_line(
         elif norm == "-audiodev":
             head, props = _props(value, origin, "driver")
             audiodevs.append(props.get("id", f"audiodev{len(audiodevs)}"))
+        elif norm == "-serial":
+            serials.append(value.strip())
+        elif norm == "-parallel":
+            if value.strip() != "none":
+                if len(parallels) == _MAX_PARALLEL_PORTS:
+                    raise ScenarioError(origin, "QEMU refuses it: 'too many parallel ports' (at most 3)")
+                parallels.append(value.strip())
+        elif norm == "-drive":
+            _, props = _props(value, origin, "file")
+            drives.append(props.get("if", ""))
+        elif norm in _DRIVE_SHORTHANDS:
+            drives.append("")
         elif norm == "-object":
             head, props = _props(value, origin, "qom-type")
             objects.append({"qom-type": head, **props})
@@ -248,6 +266,9 @@ def parse_command_line(
         memory=memory,
         objects=tuple(objects),
         audiodevs=tuple(audiodevs),
+        serials=tuple(serials),
+        parallels=tuple(parallels),
+        drives=tuple(drives),
         source=where,
     )
 

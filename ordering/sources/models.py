@@ -13,6 +13,7 @@ from typing import Any
 from ordering.errors import ModelError
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import (
+    REPEATS,
     DeviceType,
     MachineLayout,
     RegistrationTemplate,
@@ -186,7 +187,7 @@ def _registration(t: Table) -> RegistrationTemplate:
         since=t.text("since", ""),
         until=t.text("until", ""),
         of=t.text("of", ""),
-        repeat=t.text("repeat", "", choices=("", "audiodev")),
+        repeat=t.text("repeat", "", choices=("", *REPEATS)),
         once=t.flag("once", False),
         source=t.text("source", ""),
     )
