@@ -73,9 +73,14 @@ class _Registry:
     def __init__(self, release: Release, vm: Vm, machine_type: str, layout: MachineLayout) -> None:
         self.release = release
         self.layout = layout
-        defaults = layout.options
-        # vm.audiodevs: how many -audiodev the VM has, for `when = "vm.audiodevs=0"`.
-        self.options = {**defaults, **vm.machine_options, "vm.audiodevs": str(len(vm.audiodevs))}
+        # vm.audiodevs: how many -audiodev the VM has, for `when = "vm.audiodevs=0"`;
+        # vm.firmware: whether -bios loads firmware, for `when = "vm.firmware=on"`.
+        self.options = {
+            **layout.options,
+            **_machine_options(vm, layout, release),
+            "vm.audiodevs": str(len(vm.audiodevs)),
+            "vm.firmware": "on" if vm.firmware else "off",
+        }
         self._once: set[tuple[str, str]] = set()
         """(idstr, vmsd) of the `once` templates already registered."""
         self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
@@ -254,6 +259,47 @@ def register(release: Release, vm: Vm) -> Registered:
     return Registered(
         release, vm, machine_type, tuple(reg.sections), tuple(placed)
     )
+
+
+_ANY_MACHINE_OPTIONS = frozenset({"accel", "type"})
+
+
+def _machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str, str]:
+    """The ``-machine`` options, checked: each is one whose effect the machine's templates
+    model, or one captured to change no section; anything else is refused rather than
+    silently mis-predicted. Legacy flags later releases removed are refused in QEMU's words."""
+    where = vm.source or vm.name
+    for flag in vm.removed_options:
+        if release.version >= (9, 0):
+            key, value = ("hpet", "off") if flag == "-no-hpet" else ("acpi", "off")
+            raise ScenarioError(
+                where,
+                f"QEMU {release.name} refuses it: '{flag}: invalid option' (removed in 9.0; "
+                f"use -machine {key}={value})",
+            )
+    known = layout.modelled_options | layout.inert_options | _ANY_MACHINE_OPTIONS
+    for key in vm.machine_options:
+        if key not in known:
+            raise ScenarioError(
+                where,
+                f"-machine {layout.name},{key}=...: migorder does not know whether this option "
+                f"changes the sections QEMU {release.name} registers; the ones it models: "
+                f"{', '.join(sorted(known - {'type'}))}",
+            )
+    options = dict(vm.machine_options)
+    gic = options.get("gic-version", "")
+    if gic in ("max", "host", "4"):
+        kvm = options.get("accel", "") == "kvm"
+        if gic == "max" and not kvm:
+            # TCG's "max" with -cpu max is GICv3 with its ITS (captured on 7.2, 10.0, 11.1).
+            options["gic-version"] = "3"
+        else:
+            raise ScenarioError(
+                where,
+                f"-machine virt,gic-version={gic}: the GIC depends on the host (or is not modelled); "
+                "give gic-version=2 or 3",
+            )
+    return options
 
 
 def _times(t: RegistrationTemplate, vm: Vm) -> int:

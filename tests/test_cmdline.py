@@ -175,3 +175,40 @@ def test_ide_drives_on_x86_register_nothing() -> None:
     # IDE/AHCI controller carries the drives' state in its own section.
     plain = _full("11.1", "-nodefaults -machine pc")
     assert _full("11.1", "-nodefaults -machine pc -hda a.img -cdrom b.iso -drive file=c.img,if=ide") == plain
+
+
+def test_machine_options_are_modelled_inert_or_refused() -> None:
+    k = load_knowledge()
+    base = _full("10.0", "-nodefaults -machine q35")
+    # captured inert: the same sections
+    assert _full("10.0", "-nodefaults -machine q35,smm=off,graphics=off,kernel-irqchip=off") == base
+    # modelled: hpet=off drops hpet, usb=on adds the ICH9 EHCI and its UHCI companions
+    assert "hpet" not in _full("10.0", "-nodefaults -machine q35,hpet=off")
+    usb = _full("10.0", "-nodefaults -machine q35,usb=on")
+    assert usb[usb.index("0000:00:1f.2/ich9_ahci") + 1 :][:4] == [
+        "0000:00:1d.7/ehci", "0000:00:1d.0/uhci", "0000:00:1d.1/uhci", "0000:00:1d.2/uhci"]
+    # anything else is refused, never silently mis-predicted
+    with pytest.raises(ScenarioError, match="does not know whether this option"):
+        derive(k.release("10.0"), parse_command_line("-nodefaults -machine q35,nosuchoption=on"))
+
+
+def test_legacy_flags_are_machine_options_on_7_2_and_refused_from_9_0() -> None:
+    k = load_knowledge()
+    assert "hpet" not in _full("7.2", "-nodefaults -machine q35 -no-hpet")
+    with pytest.raises(ScenarioError, match="'-no-hpet: invalid option'"):
+        derive(k.release("10.0"), parse_command_line("-nodefaults -machine q35 -no-hpet"))
+
+
+def test_virt_gic_max_firmware_and_secure() -> None:
+    k = load_knowledge()
+    assert _full("10.0", "-nodefaults -machine virt,gic-version=max -cpu max")[:2] == ["arm_gicv3", "arm_gicv3_its"]
+    with pytest.raises(ScenarioError, match="gic-version=host"):
+        derive(k.release("10.0"), parse_command_line("-nodefaults -machine virt,gic-version=host -cpu max"))
+    # -bios loads firmware: with ACPI on, the GED replaces the GPIO controller and its key
+    fw = _full("11.1", "-nodefaults -machine virt -cpu max -bios efi.fd")
+    assert "acpi-ged" in fw
+    assert "pl061" not in fw
+    assert "gpio-key" not in fw
+    assert "acpi-ged" not in _full("11.1", "-nodefaults -machine virt -cpu max -kernel Image")
+    secure = _full("11.1", "-nodefaults -machine virt,secure=on -cpu max -serial null -serial null")
+    assert [x for x in secure if x.startswith(("pl011", "pl061"))] == ["pl011", "pl011#1", "pl061", "pl061#1"]

@@ -176,6 +176,10 @@ class MachineLayout:
     options: dict[str, str]
     source: str
     file: str = ""
+    modelled_options: frozenset[str] = frozenset()
+    """``-machine`` options whose effect on the sections the templates' ``when`` model."""
+    inert_options: frozenset[str] = frozenset()
+    """``-machine`` options captured to leave every section and section_id as they are."""
 
     @property
     def type_prefix(self) -> str:

@@ -87,6 +87,10 @@ class Vm:
     """The ``-parallel`` backends other than ``none`` (vl.c parallel_parse skips it)."""
     drives: tuple[str, ...] = ()
     """The ``if=`` of every ``-drive`` (``""`` when not given: the board's default)."""
+    firmware: str = ""
+    """``-bios FILE``: firmware is loaded (virt then replaces its GPIO keys with an ACPI GED)."""
+    removed_options: tuple[str, ...] = ()
+    """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
 
     def serial_ports(self, first: int, last: int) -> int:
         """How many serial indices in ``first..last`` (inclusive) have a backend.

@@ -16,15 +16,17 @@ from ordering.model.vm import DeviceSpec, Topology, Vm
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
-    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-netdev", "-cpu", "-bios", "-kernel", "-append", "-initrd", "-L", "-rtc",
+    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-netdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
      "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty"}
 )
 _IGNORED_FLAGS = frozenset(
     {"-nodefaults", "-S", "-no-user-config", "-nographic", "-daemonize", "-no-reboot",
-     "-no-shutdown", "-snapshot", "-only-migratable", "-no-hpet"}
+     "-no-shutdown", "-snapshot", "-only-migratable"}
 )
+# Flags QEMU 7.2 still took as machine properties; removed in 9.0 (docs/about/removed-features.rst).
+_REMOVED_FLAGS = {"-no-hpet": ("hpet", "off"), "-no-acpi": ("acpi", "off")}
 # Options that create devices behind migorder's back: refuse rather than mis-predict.
 _UNSUPPORTED = {
     "-nic": "use -netdev plus -device",
@@ -184,6 +186,8 @@ def parse_command_line(
     serials: list[str] = []
     parallels: list[str] = []
     drives: list[str] = []
+    removed: list[str] = []
+    firmware = ""
     i = 0
     while i < len(args):
         opt = args[i]
@@ -192,6 +196,12 @@ def parse_command_line(
         if not norm.startswith("-"):
             raise ScenarioError(origin, f"expected an option starting with '-', got {opt!r}")
         if norm in _IGNORED_FLAGS:
+            i += 1
+            continue
+        if norm in _REMOVED_FLAGS:
+            key, value = _REMOVED_FLAGS[norm]
+            machine_options[key] = value
+            removed.append(norm)
             i += 1
             continue
         if norm == "-enable-kvm":
@@ -237,6 +247,8 @@ def parse_command_line(
             drives.append(props.get("if", ""))
         elif norm in _DRIVE_SHORTHANDS:
             drives.append("")
+        elif norm == "-bios":
+            firmware = value
         elif norm == "-object":
             head, props = _props(value, origin, "qom-type")
             objects.append({"qom-type": head, **props})
@@ -269,6 +281,8 @@ def parse_command_line(
         serials=tuple(serials),
         parallels=tuple(parallels),
         drives=tuple(drives),
+        firmware=firmware,
+        removed_options=tuple(removed),
         source=where,
     )
 

@@ -274,7 +274,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options"}
 )
 
 
@@ -297,6 +297,8 @@ def read_machine(path: Path) -> MachineLayout:
         late=tuple(_registration(r) for r in t.tables("late")),
         hotplug_cpu=tuple(_registration(r) for r in t.tables("hotplug_cpu")),
         options={k: str(v) for k, v in options.data.items()},
+        modelled_options=frozenset(t.texts("modelled_options", ())),
+        inert_options=frozenset(t.texts("inert_options", ())),
         source=t.text("source"),
         file=str(path),
     )
