@@ -212,3 +212,13 @@ def test_virt_gic_max_firmware_and_secure() -> None:
     assert "acpi-ged" not in _full("11.1", "-nodefaults -machine virt -cpu max -kernel Image")
     secure = _full("11.1", "-nodefaults -machine virt,secure=on -cpu max -serial null -serial null")
     assert [x for x in secure if x.startswith(("pl011", "pl061"))] == ["pl011", "pl011#1", "pl061", "pl061#1"]
+
+
+def test_netdev_user_registers_slirp_and_other_backends_nothing() -> None:
+    vm = parse_command_line(["-nodefaults", "-machine", "q35", "-netdev", "user,id=n0",
+                             "-netdev", '{"type":"socket","id":"s0"}'])
+    assert vm.netdevs == ("user", "socket")
+    assert [x for x in _full("10.0", "-nodefaults -machine q35 -netdev user,id=a -netdev user,id=b") if x.startswith("slirp")] == ["slirp", "slirp#1"]
+    # 7.2 registered every slirp with instance_id 0 (net/slirp.c), so both read "slirp"
+    assert [x for x in _full("7.2", "-nodefaults -machine q35 -netdev user,id=a -netdev user,id=b") if x.startswith("slirp")] == ["slirp", "slirp"]
+    assert "slirp" not in _full("10.0", "-nodefaults -machine q35 -netdev hubport,id=h,hubid=0")

@@ -85,6 +85,8 @@ CONFIGS = [
     # BASE's -serial none keeps index 0 empty: the two backends are ports 1 and 2.
     Config("pc-serial-parallel", X86, "-machine pc -serial null -serial null -parallel null "
            "-device e1000"),
+    Config("q35-netdev-user", X86, "-machine q35 -netdev user,id=n0 -device e1000,netdev=n0 "
+           "-netdev user,id=n1 -device virtio-net-pci,netdev=n1"),
     Config("virt-two-uarts", ARM, "-machine virt -cpu max -serial null -device e1000e"),
     Config("virt-gicv3-its-smp3", ARM, f"-machine virt,gic-version=3,its=on -cpu max -smp 3 "
            f"{RP1} -device virtio-net-pci,bus=rp1 -device virtio-rng-pci"),

@@ -42,6 +42,8 @@ REPEATS: dict[str, str] = {
     "serial-second": "once when -serial index 1 has a backend (virt since 9.1: a second "
     "NonSecure UART)",
     "parallel": "once per -parallel with a backend (x86 boards: parallel_hds_isa_init)",
+    "netdev-user": "once per -netdev user (net/slirp.c registers a 'slirp' handler); no other "
+    "netdev type registers state",
 }
 """The ``repeat`` values a registration template may take."""
 

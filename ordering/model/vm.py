@@ -87,6 +87,8 @@ class Vm:
     """The ``-parallel`` backends other than ``none`` (vl.c parallel_parse skips it)."""
     drives: tuple[str, ...] = ()
     """The ``if=`` of every ``-drive`` (``""`` when not given: the board's default)."""
+    netdevs: tuple[str, ...] = ()
+    """The type of every ``-netdev`` in order (``user`` registers a ``slirp`` handler)."""
     firmware: str = ""
     """``-bios FILE``: firmware is loaded (virt then replaces its GPIO keys with an ACPI GED)."""
     removed_options: tuple[str, ...] = ()

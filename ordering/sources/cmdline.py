@@ -16,7 +16,7 @@ from ordering.model.vm import DeviceSpec, Topology, Vm
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
-    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-netdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
+    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
      "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty"}
@@ -187,6 +187,7 @@ def parse_command_line(
     parallels: list[str] = []
     drives: list[str] = []
     removed: list[str] = []
+    netdevs: list[str] = []
     firmware = ""
     i = 0
     while i < len(args):
@@ -247,6 +248,9 @@ def parse_command_line(
             drives.append(props.get("if", ""))
         elif norm in _DRIVE_SHORTHANDS:
             drives.append("")
+        elif norm == "-netdev":
+            head, _ = _props(value, origin, "type")
+            netdevs.append(head)
         elif norm == "-bios":
             firmware = value
         elif norm == "-object":
@@ -281,6 +285,7 @@ def parse_command_line(
         serials=tuple(serials),
         parallels=tuple(parallels),
         drives=tuple(drives),
+        netdevs=tuple(netdevs),
         firmware=firmware,
         removed_options=tuple(removed),
         source=where,
