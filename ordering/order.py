@@ -220,7 +220,7 @@ def register(release: Release, vm: Vm) -> Registered:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []
-    for spec in vm.devices:
+    for spec in vm.devices_for.get(release.name, vm.devices):
         placed.extend(_plug(reg, placer, spec, hotplugged=False))
     for t in layout.late:
         for _ in range(_times(t, vm)):
@@ -358,6 +358,7 @@ def _plug(
         )
     if dtype.audiodev:
         _check_audiodev(reg, spec, dtype)
+    _check_properties(reg.release, spec)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
     out = [*placer.auto_plugged, dev]
     placer.auto_plugged.clear()
@@ -373,6 +374,21 @@ def _plug(
                 hotplugged=hotplugged,
             )
     return out
+
+
+def _check_properties(release: Release, spec: DeviceSpec) -> None:
+    """Every property given must be one the release's binary lists for the type (``-device
+    TYPE,help``); releases whose binary was not read are not checked."""
+    known = release.device_properties.get(spec.driver)
+    if known is None:
+        return
+    for key in spec.props:
+        if key not in known:
+            raise ScenarioError(
+                spec.origin,
+                f"-device {spec.driver},{key}=...: QEMU {release.name} refuses it: "
+                f"\"Property '{spec.driver}.{key}' not found\"",
+            )
 
 
 def _check_audiodev(reg: _Registry, spec: DeviceSpec, dtype: DeviceType) -> None:

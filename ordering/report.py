@@ -179,6 +179,11 @@ def assumptions(r: CheckResult) -> list[str]:
             "precopy without the multifd capability (QEMU's default). With multifd, VFIO's config "
             "load runs in a thread unordered against FULL sections (10.0+): check again with --multifd."
         )
+    if not r.release.device_properties and any(d.spec.props for d in r.order.registered.devices):
+        out.append(
+            f"the -device properties as given: no QEMU {r.release.name} binary was read for "
+            "the properties each type accepts (models/properties/), so a misspelt one is not caught."
+        )
     return out
 
 

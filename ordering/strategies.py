@@ -48,6 +48,16 @@ def release_names() -> st.SearchStrategy[str]:
     """Names of the bundled QEMU releases (``"7.2"`` ... ``"11.1"``)."""
     return st.sampled_from(sorted(load_knowledge().releases))
 
+def _vfio_migration_on_7_2(vm: Vm) -> Vm:
+    """VFIO migration on in every release: 7.2 needs its experimental ``x-enable-migration=on``
+    (a property later binaries refuse); from 8.0 ``enable-migration`` defaults to auto."""
+    on = tuple(
+        replace(d, props={**d.props, "x-enable-migration": "on"}) if d.driver == "vfio-pci" else d
+        for d in vm.devices
+    )
+    return replace(vm, devices_for={"7.2": on})
+
+
 @st.composite
 def x86_vms(draw: st.DrawFn) -> Vm:
     """q35 VMs: optional intel-iommu, root ports, VFIO, virtio (iommu_platform), virtio-mem."""
@@ -67,7 +77,7 @@ def x86_vms(draw: st.DrawFn) -> Vm:
         bus = draw(st.sampled_from(buses))
         if bus:
             buses.remove(bus)
-        args += ["-device", f"vfio-pci,host=0000:3b:00.{j},id=nic{j},x-enable-migration=on{bus}"]
+        args += ["-device", f"vfio-pci,host=0000:3b:00.{j},id=nic{j}{bus}"]
         ids.append(f"nic{j}")
     if draw(st.booleans()):
         bus = draw(st.sampled_from(buses))
@@ -80,7 +90,7 @@ def x86_vms(draw: st.DrawFn) -> Vm:
         bus = draw(st.sampled_from(buses))
         args += ["-device", f"virtio-mem-pci,memdev=mem0,id=vmem0,requested-size=1G{bus}"]
         ids.append("vmem0")
-    vm = parse_command_line(args)
+    vm = _vfio_migration_on_7_2(parse_command_line(args))
     hot = tuple(HotplugStep(cpu=c) for c in range(cpus, cpus + draw(st.integers(0, 1))))
     all_cpus = list(range(cpus + len(hot)))
     guest: dict[str, object] = {
@@ -114,10 +124,10 @@ def arm_vms(draw: st.DrawFn) -> Vm:
         bus = draw(st.sampled_from([",bus=rp0", ""]))
     else:
         bus = ""
-    args += ["-device", f"vfio-pci,host=0000:01:00.0,id=nic0,x-enable-migration=on{bus}"]
+    args += ["-device", f"vfio-pci,host=0000:01:00.0,id=nic0{bus}"]
     if draw(st.booleans()):
         args += ["-device", "virtio-net-pci,iommu_platform=on,disable-legacy=on,id=net0"]
-    vm = parse_command_line(args)
+    vm = _vfio_migration_on_7_2(parse_command_line(args))
     guest = {"lpis": draw(st.booleans()), "device": {"nic0": {"msi": draw(st.booleans())}}}
     return replace(vm, guest=guest)
 

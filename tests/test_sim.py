@@ -53,17 +53,8 @@ def test_a_absent_when_no_mapping_points_into_virtio_mem() -> None:
 
 @pytest.mark.parametrize("release", ["7.2", "10.0", "10.1"])
 def test_b_posted_falls_back_to_remapped_before_102(release: str) -> None:
-    if release == "7.2":  # 7.2 names the property x-enable-migration (experimental)
-        from dataclasses import replace
-
-        vm = read_scenario(K.scenarios["hazard-posted-remapped"])
-        devices = tuple(
-            replace(d, props={"x-enable-migration": "on"}) if d.driver == "vfio-pci" else d
-            for d in vm.devices
-        )
-        t = simulate(K.release(release), replace(vm, devices=devices))
-    else:
-        t = run("hazard-posted-remapped", release)
+    # the scenario's [release_globals] turn on 7.2's experimental x-enable-migration
+    t = run("hazard-posted-remapped", release)
     assert failures(t) == [("degraded", "0000:00:01.0:00.0/vfio", "apic#2")]
     assert not t.failures[0].qemu_prints
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from dataclasses import replace
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ordering.check import check, check_order
+from ordering.errors import ScenarioError
 from ordering.model.rule import Consequence, Rule
 from ordering.model.vm import HotplugStep
 from ordering.order import LoadOrder, derive
@@ -217,11 +220,17 @@ def test_ivshmem_peer_mode_blocks_in_every_release() -> None:
 def test_amd_iommu_is_blocked_in_every_release() -> None:
     # 10.2+ migrate it only with pci-id= naming an amd-iommu-pci device (not modelled), so
     # migorder reports the blocker rather than guess that the pci-id resolves.
-    vm = parse_command_line("-nodefaults -machine q35 -device amd-iommu,pci-id=x")
+    plain = parse_command_line("-nodefaults -machine q35 -device amd-iommu")
+    linked = parse_command_line("-nodefaults -machine q35 -device amd-iommu,pci-id=x")
     for rel in K.releases.values():
-        assert [b.message for b in check(K, rel, vm).blockers] == [
-            "State blocked by non-migratable device 'amd-iommu'"
-        ]
+        vms = [plain, linked] if rel.version >= (10, 2) else [plain]
+        for vm in vms:
+            assert [b.message for b in check(K, rel, vm).blockers] == [
+                "State blocked by non-migratable device 'amd-iommu'"
+            ]
+    # the binaries before 10.2 have no pci-id property (-device amd-iommu,help)
+    with pytest.raises(ScenarioError, match=r"Property 'amd-iommu\.pci-id' not found"):
+        check(K, K.release("10.0"), linked)
 
 
 def test_multifd_makes_vfio_config_load_unordered_where_qemu_does_not_hold_it_back() -> None:
@@ -296,12 +305,6 @@ def test_default_bus_bypass_iommu_takes_devices_out_of_the_viommu() -> None:
 
 
 def test_check_leaves_the_cycle_collector_as_it_found_it() -> None:
-    import gc
-
-    import pytest
-
-    from ordering.errors import ScenarioError
-
     bad = parse_command_line("-nodefaults -machine q35 -device virtio-net-pci,bus=nosuchbus")
     assert gc.isenabled()
     with pytest.raises(ScenarioError):

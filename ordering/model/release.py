@@ -110,6 +110,10 @@ class Release:
     kinds: Mapping[str, Kind] = field(default_factory=dict)
     blockers: tuple[BlockerFact, ...] = ()
     file: str = ""
+    device_properties: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Device type → the properties ``-device TYPE,help`` lists on this release's binary
+    (``models/properties/<release>.toml``); empty when no binary was read."""
+    device_properties_source: str = ""
 
     def priority_of(self, vmsd: str) -> PriorityLevel:
         """The priority a section registered with VMSD ``vmsd`` is sorted by in this release.

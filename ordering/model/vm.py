@@ -91,6 +91,9 @@ class Vm:
     """The type of every ``-netdev`` in order (``user`` registers a ``slirp`` handler)."""
     firmware: str = ""
     """``-bios FILE``: firmware is loaded (virt then replaces its GPIO keys with an ACPI GED)."""
+    devices_for: Mapping[str, tuple[DeviceSpec, ...]] = field(default_factory=dict)
+    """Release name → the devices as started on that release, where a scenario's
+    ``[release_globals]`` adjust them (7.2 spells VFIO migration ``x-enable-migration``)."""
     removed_options: tuple[str, ...] = ()
     """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
 

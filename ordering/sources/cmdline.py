@@ -232,7 +232,7 @@ def parse_command_line(
         elif norm == "-device":
             devices.append(device_from_text(value, origin))
         elif norm == "-global":
-            globals_.append(_global(value, origin))
+            globals_.append(parse_global(value, origin))
         elif norm == "-audiodev":
             head, props = _props(value, origin, "driver")
             audiodevs.append(props.get("id", f"audiodev{len(audiodevs)}"))
@@ -278,7 +278,7 @@ def parse_command_line(
         machine=machine,
         machine_options=machine_options,
         topology=topology,
-        devices=tuple(_with_globals(d, globals_) for d in devices),
+        devices=tuple(with_globals(d, globals_) for d in devices),
         memory=memory,
         objects=tuple(objects),
         audiodevs=tuple(audiodevs),
@@ -292,7 +292,7 @@ def parse_command_line(
     )
 
 
-def _global(text: str, origin: str) -> tuple[str, str, str]:
+def parse_global(text: str, origin: str) -> tuple[str, str, str]:
     """``-global DRIVER.PROP=VALUE`` or ``-global driver=D,property=P,value=V``."""
     if text.lstrip().startswith("{") or text.startswith("driver="):
         _, props = _props(text, origin, "_")
@@ -324,7 +324,7 @@ def _applies(driver: str, device: str) -> bool:
     return prefix is not None and device.startswith(prefix)
 
 
-def _with_globals(spec: DeviceSpec, globals_: list[tuple[str, str, str]]) -> DeviceSpec:
+def with_globals(spec: DeviceSpec, globals_: list[tuple[str, str, str]]) -> DeviceSpec:
     """A device's properties with ``-global`` defaults for its driver (its own win, as in QEMU)."""
     extra = {p: v for d, p, v in globals_ if _applies(d, spec.driver) and p not in spec.props}
     if not extra:

@@ -404,6 +404,7 @@ def read_release(
     for mpath in sorted(mdir.glob("*.toml")):
         layout = read_machine(mpath)
         machines[layout.name] = layout
+    properties, properties_source = read_properties(machines_dir.parent / "properties" / f"{name}.toml")
     return Release(
         name=name,
         version=(version[0], version[1]),
@@ -418,4 +419,24 @@ def read_release(
         kinds=kinds,
         blockers=tuple(blockers),
         file=str(path),
+        device_properties=properties,
+        device_properties_source=properties_source,
     )
+
+
+def read_properties(path: Path) -> tuple[dict[str, frozenset[str]], str]:
+    """``properties/<R>.toml``: the properties each device type accepts on that release's
+    binary (``-device TYPE,help``), or nothing when the release has no such file."""
+    if not path.is_file():
+        return {}, ""
+    doc = TomlDoc.read(path)
+    t = root(doc)
+    t.reject_unknown({"source", "device"})
+    out: dict[str, frozenset[str]] = {}
+    devices = t.table("device", required=True)
+    for name in devices.names():
+        entry = devices.table(name)
+        entry.reject_unknown({"binary", "properties", "unknown"})
+        if "unknown" not in entry.data:
+            out[name] = frozenset(entry.texts("properties"))
+    return out, t.text("source")

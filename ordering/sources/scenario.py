@@ -10,6 +10,8 @@ device = "e1000e,id=hp0,bus=rp2"  # device_add arguments
 [[hotplug]]
 unplug = "hp0"                    # device_del
 [guest]                           # guest-state knobs for the simulator
+[release_globals]                 # -global DRIVER.PROP=VALUE added on one release only
+"7.2" = ["vfio-pci.x-enable-migration=on"]
 ```
 """
 
@@ -19,11 +21,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from ordering.errors import MigOrderError, ScenarioError
-from ordering.model.vm import HotplugStep, Vm
+from ordering.model.vm import DeviceSpec, HotplugStep, Vm
 from ordering.sources._toml import TomlDoc, root
-from ordering.sources.cmdline import device_from_text, parse_command_line
+from ordering.sources.cmdline import (
+    device_from_text,
+    parse_command_line,
+    parse_global,
+    with_globals,
+)
 
-_KEYS = frozenset({"description", "command", "hotplug", "guest", "release", "migration"})
+_KEYS = frozenset({"description", "command", "hotplug", "guest", "release", "migration", "release_globals"})
 
 
 def read_scenario(path: Path) -> Vm:
@@ -66,8 +73,14 @@ def read_scenario(path: Path) -> Vm:
         migration["multifd-compression"] = mig.text("multifd-compression")
     if mig.flag("mapped-ram", False):
         migration["mapped-ram"] = "on"
+    rg = t.table("release_globals")
+    devices_for: dict[str, tuple[DeviceSpec, ...]] = {}
+    for release in rg.names():
+        globals_ = [parse_global(g, rg.where(release)) for g in rg.texts(release)]
+        devices_for[release] = tuple(with_globals(d, globals_) for d in vm.devices)
     return replace(
         vm,
+        devices_for=devices_for,
         hotplug=tuple(steps),
         guest=dict(guest),
         migration=migration,
