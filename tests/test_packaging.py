@@ -27,6 +27,7 @@ def test_wheel_ships_models_and_checks_from_elsewhere(tmp_path: Path) -> None:
     )
     assert (target / "ordering" / "_models" / "rules.toml").is_file()
     assert (target / "ordering" / "_models" / "releases" / "7.2.toml").is_file()
+    assert (target / "ordering" / "_models" / "properties" / "10.0.toml").is_file()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target)}
