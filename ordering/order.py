@@ -358,6 +358,10 @@ def _plug(
         )
     if dtype.audiodev:
         _check_audiodev(reg, spec, dtype)
+    if dtype.limit and dtype.registers:
+        vmsd = dtype.registers[0].vmsd
+        if sum(1 for s in reg.sections if s.vmsd == vmsd) >= dtype.limit:
+            raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{dtype.limit_refusal}'")
     _check_properties(reg.release, spec)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
     out = [*placer.auto_plugged, dev]

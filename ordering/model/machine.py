@@ -230,6 +230,9 @@ class DeviceType:
     audiodev_required_since: str = ""
     """From this release on, QEMU refuses it without ``audiodev=``."""
     audiodev_refusal: str = ""
+    limit: int = 0
+    """QEMU refuses the device when this many sections of its first VMSD already exist."""
+    limit_refusal: str = ""
     """QEMU's words for that refusal."""
 
 

@@ -37,7 +37,7 @@ _UNSUPPORTED = {
     "-readconfig": "give the options on the command line",
     "-fda": "use -blockdev plus -device",
     "-fdb": "use -blockdev plus -device",
-    "-debugcon": "use -chardev plus -device isa-debugcon",
+    "-debugcon": "use -chardev plus -device isa-debugcon,chardev=ID",
 }
 # Drive shorthands: a -drive with the board's default interface (vl.c drive_add).
 _DRIVE_SHORTHANDS = frozenset({"-hda", "-hdb", "-hdc", "-hdd", "-cdrom"})

@@ -200,7 +200,8 @@ _DEVICE_KEYS = frozenset(
      "since", "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
      "slot0_refused_text", "unmigratable", "machines",
      # child buses (USB, SCSI, HDA) and audio
-     "child_bus", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev"}
+     "child_bus", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev",
+     "limit"}
 # `machines` and `refused_on_pc` are read: a device QEMU refuses on other machines is refused.
 )
 
@@ -217,7 +218,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "none", "cpu", "usb", "scsi", "hda")),
+            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda")),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -228,12 +229,23 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             since=t.text("since", ""),
             machines=t.texts("machines", ()),
             refusal=t.text("refused_on_pc", ""),
+            **_limit_keys(t),
             **_child_bus_keys(t),
         )
     for name, dev in devices.items():
         if dev.auto_hub and dev.auto_hub not in devices:
             raise doc.error(("device", name, "auto_hub"), f"auto_hub: expected a device type of this file, got {dev.auto_hub!r}")
     return devices
+
+
+def _limit_keys(t: Table) -> dict[str, Any]:
+    """``limit = { sections = 4, refusal = "..." }``: QEMU refuses the device once that many
+    sections of its VMSD exist (the board's ports and earlier -devices alike)."""
+    limit = t.table("limit")
+    limit.reject_unknown({"sections", "refusal"})
+    if not limit.data:
+        return {}
+    return {"limit": limit.integer("sections"), "limit_refusal": limit.text("refusal")}
 
 
 _SPEEDS = ("low", "full", "high", "super")
