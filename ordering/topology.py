@@ -82,7 +82,12 @@ class _Bus:
     """SCSI: (target, lun) → the qdev id QEMU names in 'lun already used by'."""
 
 
-_CHILD_BUS = {"usb": ("usb-bus", "usb-bus"), "scsi": ("SCSI", "scsi"), "hda": ("HDA", "hda")}
+_CHILD_BUS = {
+    "usb": ("usb-bus", "usb-bus"),
+    "scsi": ("SCSI", "scsi"),
+    "hda": ("HDA", "hda"),
+    "virtio-serial": ("virtio-serial-bus", "virtio-serial-bus"),
+}
 """Bus kind → (the type QEMU names in "No 'T' bus found", the name of an id-less bus before
 its ``.N``), as the real binaries print them."""
 

@@ -218,7 +218,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda")),
+            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda", "virtio-serial")),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -267,7 +267,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
         groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count"), g.text("prop", "")))
     audio = t.table("audiodev")
     audio.reject_unknown({"required_since", "refusal"})
-    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda"))
+    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda", "virtio-serial"))
     if child_bus == "scsi" and not (t.integer("scsi_targets", 0) and t.integer("scsi_luns", 0)):
         raise t.doc.error(t.path, "a SCSI controller (child_bus = \"scsi\") needs scsi_targets and scsi_luns")
     return {
