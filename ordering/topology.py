@@ -87,6 +87,7 @@ _CHILD_BUS = {
     "scsi": ("SCSI", "scsi"),
     "hda": ("HDA", "hda"),
     "virtio-serial": ("virtio-serial-bus", "virtio-serial-bus"),
+    "ide": ("IDE", "ide"),
 }
 """Bus kind → (the type QEMU names in "No 'T' bus found", the name of an id-less bus before
 its ``.N``), as the real binaries print them."""
@@ -138,6 +139,10 @@ class Placer:
         """qdev id → the buses it brings."""
         self._idless: dict[str, int] = {}
         """Child-bus kind → id-less buses of it so far (their ``.N``)."""
+        for n in range(machine.ide_buses):  # the board's own IDE/AHCI controller
+            self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0)
+        if machine.ide_buses:
+            self._idless["ide"] = machine.ide_buses
         self.auto_plugged: list[PlacedDevice] = []
         """Devices QEMU plugged on its own (a USB hub) while placing the last device."""
 
@@ -249,20 +254,21 @@ class Placer:
         self, spec: DeviceSpec, dtype: DeviceType, qdev_id: str, path: str, bridges: tuple[str, ...]
     ) -> None:
         kind = dtype.child_bus
-        if spec.id:
-            name = f"{spec.id}.0"
-        else:
-            n = self._idless.get(kind, 0)
-            self._idless[kind] = n + 1
-            name = f"{_CHILD_BUS[kind][1]}.{n}"
-        bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0)
-        bus.auto_hub = dtype.auto_hub
-        bus.scsi_targets, bus.scsi_luns = dtype.scsi_targets, dtype.scsi_luns
-        if kind == "usb":
-            bus.free_ports = _ports(dtype, spec, "")
-            bus.port_speeds.update(bus.free_ports)
-        self._buses[name] = bus
-        self._provided.setdefault(qdev_id, []).append(name)
+        for k in range(dtype.child_buses):
+            if spec.id:
+                name = f"{spec.id}.{k}"
+            else:
+                n = self._idless.get(kind, 0)
+                self._idless[kind] = n + 1
+                name = f"{_CHILD_BUS[kind][1]}.{n}"
+            bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0)
+            bus.auto_hub = dtype.auto_hub
+            bus.scsi_targets, bus.scsi_luns = dtype.scsi_targets, dtype.scsi_luns
+            if kind == "usb":
+                bus.free_ports = _ports(dtype, spec, "")
+                bus.port_speeds.update(bus.free_ports)
+            self._buses[name] = bus
+            self._provided.setdefault(qdev_id, []).append(name)
 
     def _child_bus(self, spec: DeviceSpec, dtype: DeviceType) -> _Bus:
         qtype = _CHILD_BUS[dtype.bus][0]
@@ -277,6 +283,8 @@ class Placer:
                 )
             return bus
         found = self._find(self._root, dtype.bus)
+        if found is None:  # a bus of the board's own controller (q35's AHCI, pc's PIIX IDE)
+            found = next((b for b in self._buses.values() if b.kind == dtype.bus and b.owner == "machine"), None)
         if found is None:
             raise ScenarioError(
                 spec.origin, f"-device {spec.driver}: No '{qtype}' bus found for device '{spec.driver}' (QEMU's words)"

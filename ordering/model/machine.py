@@ -182,6 +182,8 @@ class MachineLayout:
     """``-machine`` options whose effect on the sections the templates' ``when`` model."""
     inert_options: frozenset[str] = frozenset()
     """``-machine`` options captured to leave every section and section_id as they are."""
+    ide_buses: int = 0
+    """IDE buses of the built-in controller (``ide.0`` ...): q35's AHCI has 6, pc's PIIX 2."""
 
     @property
     def type_prefix(self) -> str:
@@ -214,6 +216,8 @@ class DeviceType:
     refusal: str = ""
     """QEMU's words when another machine refuses it."""
     child_bus: str = ""
+    child_buses: int = 1
+    """How many buses of ``child_bus`` it brings (an AHCI controller: one per port)."""
     """``usb`` | ``scsi`` | ``hda``: the non-PCI bus it brings (a USB/SCSI/HDA controller)."""
     usb_ports: tuple[UsbPortGroup, ...] = ()
     """The ports of the USB bus it brings (a controller) or extends (a hub)."""

@@ -200,7 +200,7 @@ _DEVICE_KEYS = frozenset(
      "since", "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
      "slot0_refused_text", "unmigratable", "machines",
      # child buses (USB, SCSI, HDA) and audio
-     "child_bus", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev",
+     "child_bus", "child_buses", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev",
      "limit"}
 # `machines` and `refused_on_pc` are read: a device QEMU refuses on other machines is refused.
 )
@@ -218,7 +218,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda", "virtio-serial")),
+            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda", "virtio-serial", "ide")),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -267,11 +267,12 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
         groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count"), g.text("prop", "")))
     audio = t.table("audiodev")
     audio.reject_unknown({"required_since", "refusal"})
-    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda", "virtio-serial"))
+    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda", "virtio-serial", "ide"))
     if child_bus == "scsi" and not (t.integer("scsi_targets", 0) and t.integer("scsi_luns", 0)):
         raise t.doc.error(t.path, "a SCSI controller (child_bus = \"scsi\") needs scsi_targets and scsi_luns")
     return {
         "child_bus": child_bus,
+        "child_buses": t.integer("child_buses", 1),
         "usb_ports": tuple(groups),
         "usb_speeds": _speeds(t, "usb_speeds"),
         "auto_hub": t.text("auto_hub", ""),
@@ -286,7 +287,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses"}
 )
 
 
@@ -311,6 +312,7 @@ def read_machine(path: Path) -> MachineLayout:
         options={k: str(v) for k, v in options.data.items()},
         modelled_options=frozenset(t.texts("modelled_options", ())),
         inert_options=frozenset(t.texts("inert_options", ())),
+        ide_buses=t.integer("ide_buses", 0),
         source=t.text("source"),
         file=str(path),
     )
