@@ -26,6 +26,7 @@ from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.section import LoadStep, Phase, Section, SectionType
 from ordering.model.vm import DeviceSpec, Vm
+from ordering.refusals import check_drives, check_properties, machine_options
 from ordering.topology import PlacedDevice, Placer
 
 
@@ -77,7 +78,7 @@ class _Registry:
         # vm.firmware: whether -bios loads firmware, for `when = "vm.firmware=on"`.
         self.options = {
             **layout.options,
-            **_machine_options(vm, layout, release),
+            **machine_options(vm, layout, release),
             "vm.audiodevs": str(len(vm.audiodevs)),
             "vm.firmware": "on" if vm.firmware else "off",
         }
@@ -206,7 +207,7 @@ def register(release: Release, vm: Vm) -> Registered:
     reg = _Registry(release, vm, machine_type, layout)
     placer = Placer(layout, release.devices)
     topo = vm.topology
-    _check_drives(vm, layout)
+    check_drives(vm, layout)
     for t in layout.boot:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
@@ -261,47 +262,6 @@ def register(release: Release, vm: Vm) -> Registered:
     )
 
 
-_ANY_MACHINE_OPTIONS = frozenset({"accel", "type"})
-
-
-def _machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str, str]:
-    """The ``-machine`` options, checked: each is one whose effect the machine's templates
-    model, or one captured to change no section; anything else is refused rather than
-    silently mis-predicted. Legacy flags later releases removed are refused in QEMU's words."""
-    where = vm.source or vm.name
-    for flag in vm.removed_options:
-        if release.version >= (9, 0):
-            key, value = ("hpet", "off") if flag == "-no-hpet" else ("acpi", "off")
-            raise ScenarioError(
-                where,
-                f"QEMU {release.name} refuses it: '{flag}: invalid option' (removed in 9.0; "
-                f"use -machine {key}={value})",
-            )
-    known = layout.modelled_options | layout.inert_options | _ANY_MACHINE_OPTIONS
-    for key in vm.machine_options:
-        if key not in known:
-            raise ScenarioError(
-                where,
-                f"-machine {layout.name},{key}=...: migorder does not know whether this option "
-                f"changes the sections QEMU {release.name} registers; the ones it models: "
-                f"{', '.join(sorted(known - {'type'}))}",
-            )
-    options = dict(vm.machine_options)
-    gic = options.get("gic-version", "")
-    if gic in ("max", "host", "4"):
-        kvm = options.get("accel", "") == "kvm"
-        if gic == "max" and not kvm:
-            # TCG's "max" with -cpu max is GICv3 with its ITS (captured on 7.2, 10.0, 11.1).
-            options["gic-version"] = "3"
-        else:
-            raise ScenarioError(
-                where,
-                f"-machine virt,gic-version={gic}: the GIC depends on the host (or is not modelled); "
-                "give gic-version=2 or 3",
-            )
-    return options
-
-
 def _times(t: RegistrationTemplate, vm: Vm) -> int:
     """How many times the board registers ``t`` for this command line (its ``repeat``)."""
     if not t.repeat:
@@ -317,24 +277,6 @@ def _times(t: RegistrationTemplate, vm: Vm) -> int:
     if t.repeat == "netdev-user":
         return vm.netdevs.count("user")
     raise ValueError(f"unknown repeat {t.repeat!r}")  # the models loader admits only REPEATS
-
-
-def _check_drives(vm: Vm, layout: MachineLayout) -> None:
-    """``-drive`` registers nothing only as ``if=none`` or, on the x86 boards, ``if=ide``: the
-    built-in IDE/AHCI controller keeps the drive's state in its own section (captured on 7.2,
-    10.0 and 11.1, pc and q35, disk and cdrom). Any other interface makes the board create a
-    device migorder does not place (virt's default is ``if=virtio``: a virtio-blk-pci)."""
-    x86 = layout.arch == "x86_64"
-    for iface in vm.drives:
-        used = iface or ("ide" if x86 else "virtio")
-        if used == "none" or (used == "ide" and x86):
-            continue
-        default = "" if iface else f" (the default on {layout.name})"
-        raise ScenarioError(
-            vm.source or vm.name,
-            f"-drive if={used}{default}: QEMU creates a device for it that migorder does not "
-            "place; give -drive if=none,id=ID (or -blockdev) and the device with -device ...,drive=ID",
-        )
 
 
 def _plug(
@@ -362,7 +304,7 @@ def _plug(
         vmsd = dtype.registers[0].vmsd
         if sum(1 for s in reg.sections if s.vmsd == vmsd) >= dtype.limit:
             raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{dtype.limit_refusal}'")
-    _check_properties(reg.release, spec)
+    check_properties(reg.release, spec)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
     out = [*placer.auto_plugged, dev]
     placer.auto_plugged.clear()
@@ -378,21 +320,6 @@ def _plug(
                 hotplugged=hotplugged,
             )
     return out
-
-
-def _check_properties(release: Release, spec: DeviceSpec) -> None:
-    """Every property given must be one the release's binary lists for the type (``-device
-    TYPE,help``); releases whose binary was not read are not checked."""
-    known = release.device_properties.get(spec.driver)
-    if known is None:
-        return
-    for key in spec.props:
-        if key not in known:
-            raise ScenarioError(
-                spec.origin,
-                f"-device {spec.driver},{key}=...: QEMU {release.name} refuses it: "
-                f"\"Property '{spec.driver}.{key}' not found\"",
-            )
 
 
 def _check_audiodev(reg: _Registry, spec: DeviceSpec, dtype: DeviceType) -> None:
