@@ -80,6 +80,7 @@ class _Registry:
             **layout.options,
             **machine_options(vm, layout, release),
             "vm.audiodevs": str(len(vm.audiodevs)),
+            **{f"migration.{k}": v for k, v in vm.migration.items()},
             "vm.firmware": "on" if vm.firmware else "off",
         }
         self._once: set[tuple[str, str]] = set()
@@ -206,6 +207,11 @@ def register(release: Release, vm: Vm) -> Registered:
     layout, machine_type = release.machine(vm.machine)
     reg = _Registry(release, vm, machine_type, layout)
     placer = Placer(layout, release.devices)
+    placer.slot0_refused = {
+        d.name: d.slot0_refused_text
+        for d in release.devices.values()
+        if any(_machine_matches(m, layout.name, reg.options, release, reg.machine_version) for m in d.slot0_refused_on)
+    }
     topo = vm.topology
     check_drives(vm, layout)
     for t in layout.boot:
@@ -259,6 +265,16 @@ def register(release: Release, vm: Vm) -> Registered:
             placed.remove(victim)
     return Registered(
         release, vm, machine_type, tuple(reg.sections), tuple(placed)
+    )
+
+
+def _machine_matches(
+    entry: str, machine: str, options: dict[str, str], release: Release, machine_version: tuple[int, int] | None
+) -> bool:
+    """``virt`` or ``pc:acpi=off``: the machine, and the condition on its options if any."""
+    name, _, when = entry.partition(":")
+    return name == machine and condition_holds(
+        when, release=release.version, machine_version=machine_version, options=options
     )
 
 

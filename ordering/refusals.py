@@ -9,7 +9,7 @@ properties against what the release's binary lists. Each refusal is a
 from __future__ import annotations
 
 from ordering.errors import ScenarioError
-from ordering.model.machine import MachineLayout
+from ordering.model.machine import MachineLayout, is_on
 from ordering.model.release import Release
 from ordering.model.vm import DeviceSpec, Vm
 
@@ -51,6 +51,13 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
                 f"-machine virt,gic-version={gic}: the GIC depends on the host (or is not modelled); "
                 "give gic-version=2 or 3",
             )
+    if (
+        release.version >= (11, 0)
+        and is_on(vm.machine_options.get("its", ""))
+        and options.get("gic-version", layout.options.get("gic-version", "")) == "2"
+    ):
+        # captured on 11.1 (not in 10.2's hw/arm/virt.c); earlier releases ignore the ITS
+        raise ScenarioError(where, f"QEMU {release.name} refuses it: 'GICv2 + ITS is an invalid configuration.'")
     return options
 
 

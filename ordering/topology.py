@@ -79,6 +79,8 @@ class _Bus:
     scsi_targets: int = 0
     scsi_luns: int = 0
     scsi_used: dict[tuple[int, int], str] = field(default_factory=dict)
+    owner_driver: str = ""
+    """The device type that brought the bus (a bridge's type)."""
     """SCSI: (target, lun) → the qdev id QEMU names in 'lun already used by'."""
 
 
@@ -143,6 +145,8 @@ class Placer:
             self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0)
         if machine.ide_buses:
             self._idless["ide"] = machine.ide_buses
+        self.slot0_refused: dict[str, str] = {}
+        """Bridge device types whose bus refuses slot 0 on this machine → QEMU's words."""
         self.auto_plugged: list[PlacedDevice] = []
         """Devices QEMU plugged on its own (a USB hub) while placing the last device."""
 
@@ -177,6 +181,9 @@ class Placer:
                     )
             else:
                 slot, function = self._free_slot(bus, spec), 0
+            refusal = self.slot0_refused.get(bus.owner_driver) if slot == 0 else None
+            if refusal:
+                raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{refusal}'")
             bus.used.add(slot)
             path = f"{bus.path}:{slot:02x}.{function}"
             bridges = bus.bridges
@@ -202,7 +209,8 @@ class Placer:
             name = spec.id or f"{spec.driver}.{len(self._buses)}"
             first = 0 if dtype.provides_bus == "pcie-port" else dtype.first_slot
             self._buses[name] = _Bus(
-                name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set()
+                name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set(),
+                owner_driver=dtype.name,
             )
             self._provided.setdefault(qdev_id, []).append(name)
         return PlacedDevice(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -239,3 +240,36 @@ def test_device_properties_are_checked_against_the_release_binary() -> None:
 
     said = assumptions(check(k, k.release("10.2"), typo))
     assert any("-device properties as given" in a for a in said)
+
+
+@pytest.mark.parametrize(
+    ("release", "args", "words"),
+    [
+        # found by differential capture against Debian's 7.2, 10.0 and 11.1 binaries
+        ("10.0", "-machine q35 -device virtio-balloon-pci -device virtio-balloon-pci-non-transitional",
+         "Only one balloon device is supported"),
+        ("11.1", "-machine virt,its=on -cpu max", "GICv2 + ITS is an invalid configuration."),
+        ("7.2", "-machine pc,acpi=off -device pci-bridge,id=pb0,chassis_nr=1 -device e1000,bus=pb0",
+         "Unsupported PCI slot 0 for standard hotplug controller"),
+        ("10.0", "-machine virt -cpu max -device pci-bridge,id=pb0,chassis_nr=1 -device e1000,bus=pb0",
+         "Unsupported PCI slot 0 for standard hotplug controller"),
+    ],
+)
+def test_refusals_found_by_differential_capture(release: str, args: str, words: str) -> None:
+    k = load_knowledge()
+    with pytest.raises(ScenarioError, match=re.escape(words)):
+        derive(k.release(release), parse_command_line("-nodefaults " + args))
+
+
+def test_the_same_lines_qemu_accepts() -> None:
+    # its=on with GICv2 is ignored before 11.x; slot 0 behind a bridge is fine with ACPI (or on q35)
+    _full("10.0", "-nodefaults -machine virt,its=on -cpu max")
+    _full("7.2", "-nodefaults -machine pc -device pci-bridge,id=pb0,chassis_nr=1 -device e1000,bus=pb0")
+    _full("7.2", "-nodefaults -machine q35,acpi=off -device pci-bridge,id=pb0,chassis_nr=1 -device e1000,bus=pb0")
+
+
+def test_store_global_state_off_sends_no_globalstate_from_10_0() -> None:
+    args = "-nodefaults -machine q35 -global migration.store-global-state=off"
+    assert parse_command_line(args).migration == {"store-global-state": "off"}
+    assert "globalstate" not in _full("10.0", args)
+    assert _full("10.0", "-nodefaults -machine q35")[-1] == "globalstate"

@@ -234,6 +234,10 @@ class DeviceType:
     audiodev_required_since: str = ""
     """From this release on, QEMU refuses it without ``audiodev=``."""
     audiodev_refusal: str = ""
+    slot0_refused_on: tuple[str, ...] = ()
+    """Machines (``virt``, or ``pc:acpi=off`` with a condition) where QEMU refuses a device in
+    slot 0 of this bridge's bus: the SHPC hotplug controller takes only slots 1-31."""
+    slot0_refused_text: str = ""
     limit: int = 0
     """QEMU refuses the device when this many sections of its first VMSD already exist."""
     limit_refusal: str = ""

@@ -288,6 +288,8 @@ def parse_command_line(
         netdevs=tuple(netdevs),
         firmware=firmware,
         removed_options=tuple(removed),
+        # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
+        migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,
     )
 

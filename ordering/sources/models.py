@@ -229,6 +229,8 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             since=t.text("since", ""),
             machines=t.texts("machines", ()),
             refusal=t.text("refused_on_pc", ""),
+            slot0_refused_on=t.texts("slot0_refused_on", ()),
+            slot0_refused_text=t.text("slot0_refused_text", ""),
             **_limit_keys(t),
             **_child_bus_keys(t),
         )
