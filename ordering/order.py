@@ -207,6 +207,9 @@ def register(release: Release, vm: Vm) -> Registered:
     layout, machine_type = release.machine(vm.machine)
     reg = _Registry(release, vm, machine_type, layout)
     placer = Placer(layout, release.devices)
+    for board in layout.usb_buses:
+        if condition_holds(board.when, release=release.version, machine_version=reg.machine_version, options=reg.options):
+            placer.add_board_usb_bus(board)
     placer.slot0_refused = {
         d.name: d.slot0_refused_text
         for d in release.devices.values()

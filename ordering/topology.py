@@ -29,7 +29,7 @@ from functools import cache
 from typing import NamedTuple
 
 from ordering.errors import ScenarioError
-from ordering.model.machine import DeviceType, MachineLayout
+from ordering.model.machine import BoardUsbBus, DeviceType, MachineLayout
 from ordering.model.vm import DeviceSpec
 
 
@@ -149,6 +149,18 @@ class Placer:
         """Bridge device types whose bus refuses slot 0 on this machine → QEMU's words."""
         self.auto_plugged: list[PlacedDevice] = []
         """Devices QEMU plugged on its own (a USB hub) while placing the last device."""
+
+    def add_board_usb_bus(self, board: BoardUsbBus) -> None:
+        """A USB bus of the board's own controller (``-machine usb=on``)."""
+        bus = _Bus(board.name, "usb", board.path, "machine", (), 0)
+        bus.auto_hub = board.auto_hub
+        bus.free_ports = [
+            (str(i), frozenset(s for g in board.ports if i <= g.count for s in g.speeds))
+            for i in range(1, max((g.count for g in board.ports), default=0) + 1)
+        ]
+        bus.port_speeds.update(bus.free_ports)
+        self._buses[board.name] = bus
+        self._idless["usb"] = self._idless.get("usb", 0) + 1
 
     def place(self, spec: DeviceSpec, dtype: DeviceType, *, hotplugged: bool) -> PlacedDevice:
         """Place one device; a bridge also brings its secondary bus."""

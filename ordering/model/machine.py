@@ -182,6 +182,8 @@ class MachineLayout:
     """``-machine`` options whose effect on the sections the templates' ``when`` model."""
     inert_options: frozenset[str] = frozenset()
     """``-machine`` options captured to leave every section and section_id as they are."""
+    usb_buses: tuple[BoardUsbBus, ...] = ()
+    """USB buses of the board's own controllers, each present when its ``when`` holds."""
     ide_buses: int = 0
     """IDE buses of the built-in controller (``ide.0`` ...): q35's AHCI has 6, pc's PIIX 2."""
 
@@ -242,6 +244,19 @@ class DeviceType:
     """QEMU refuses the device when this many sections of its first VMSD already exist."""
     limit_refusal: str = ""
     """QEMU's words for that refusal."""
+
+
+@dataclass(frozen=True)
+class BoardUsbBus:
+    """A USB bus the board itself brings (``-machine usb=on``): its controller's section is a
+    machine entry; devices plug into the bus as into a ``-device`` controller's."""
+
+    name: str
+    path: str
+    ports: tuple[UsbPortGroup, ...]
+    auto_hub: str
+    when: str
+    source: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from ordering.errors import ModelError
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import (
     REPEATS,
+    BoardUsbBus,
     DeviceType,
     MachineLayout,
     RegistrationTemplate,
@@ -240,6 +241,18 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
     return devices
 
 
+def _board_usb_bus(t: Table) -> BoardUsbBus:
+    t.reject_unknown({"name", "path", "usb_ports", "auto_hub", "when", "source"})
+    groups = []
+    for g in t.tables("usb_ports"):
+        g.reject_unknown({"speeds", "count"})
+        groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count")))
+    when = t.text("when", "")
+    if not valid_condition(when):
+        raise t.doc.error((*t.path, "when"), f"when: expected conditions like 'usb=on', got {when!r}")
+    return BoardUsbBus(t.text("name"), t.text("path"), tuple(groups), t.text("auto_hub", ""), when, t.text("source", ""))
+
+
 def _limit_keys(t: Table) -> dict[str, Any]:
     """``limit = { sections = 4, refusal = "..." }``: QEMU refuses the device once that many
     sections of its VMSD exist (the board's ports and earlier -devices alike)."""
@@ -289,7 +302,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus"}
 )
 
 
@@ -315,6 +328,7 @@ def read_machine(path: Path) -> MachineLayout:
         modelled_options=frozenset(t.texts("modelled_options", ())),
         inert_options=frozenset(t.texts("inert_options", ())),
         ide_buses=t.integer("ide_buses", 0),
+        usb_buses=tuple(_board_usb_bus(b) for b in t.tables("usb_bus")),
         source=t.text("source"),
         file=str(path),
     )
