@@ -114,12 +114,7 @@ class _Registry:
         if compiled is _NOT_IN_RELEASE:
             return
         priority, early_setup, vmsd_kind = compiled
-        if t.when and not condition_holds(
-            t.when,
-            release=self.release.version,
-            machine_version=self.machine_version,
-            options={**self.options, **options} if options else self.options,
-        ):
+        if t.when and not self.holds(t.when, options):
             return
         if t.once:
             if (t.idstr, t.vmsd) in self._once:
@@ -166,6 +161,16 @@ class _Registry:
         )
         self.next_id += 1
 
+    def holds(self, when: str, device_options: Mapping[str, str] | None = None) -> bool:
+        """Whether a ``when`` condition holds on this release, machine type and its options
+        (a device's own options, when given, override the machine's)."""
+        return condition_holds(
+            when,
+            release=self.release.version,
+            machine_version=self.machine_version,
+            options={**self.options, **device_options} if device_options else self.options,
+        )
+
     def _compile(self, t: RegistrationTemplate) -> tuple[PriorityLevel, bool, str]:
         """What a template's sections share on this release: priority, early_setup, kind
         (``_NOT_IN_RELEASE`` when its since/until exclude the release)."""
@@ -206,15 +211,7 @@ def register(release: Release, vm: Vm) -> Registered:
     """
     layout, machine_type = release.machine(vm.machine)
     reg = _Registry(release, vm, machine_type, layout)
-    placer = Placer(layout, release.devices)
-    for board in layout.usb_buses:
-        if condition_holds(board.when, release=release.version, machine_version=reg.machine_version, options=reg.options):
-            placer.add_board_usb_bus(board)
-    placer.slot0_refused = {
-        d.name: d.slot0_refused_text
-        for d in release.devices.values()
-        if any(_machine_matches(m, layout.name, reg.options, release, reg.machine_version) for m in d.slot0_refused_on)
-    }
+    placer = _board_placer(reg, layout)
     topo = vm.topology
     check_drives(vm, layout)
     for t in layout.boot:
@@ -271,14 +268,19 @@ def register(release: Release, vm: Vm) -> Registered:
     )
 
 
-def _machine_matches(
-    entry: str, machine: str, options: dict[str, str], release: Release, machine_version: tuple[int, int] | None
-) -> bool:
-    """``virt`` or ``pc:acpi=off``: the machine, and the condition on its options if any."""
-    name, _, when = entry.partition(":")
-    return name == machine and condition_holds(
-        when, release=release.version, machine_version=machine_version, options=options
-    )
+def _board_placer(reg: _Registry, layout: MachineLayout) -> Placer:
+    """A placer for this board: its own USB buses (``usb=on``) and the bridges whose slot 0 it
+    refuses (``slot0_refused_on`` entries: ``virt``, or ``pc:acpi=off`` with a condition)."""
+    placer = Placer(layout, reg.release.devices)
+    for board in layout.usb_buses:
+        if reg.holds(board.when):
+            placer.add_board_usb_bus(board)
+    for d in reg.release.devices.values():
+        for entry in d.slot0_refused_on:
+            machine, _, when = entry.partition(":")
+            if machine == layout.name and reg.holds(when):
+                placer.slot0_refused[d.name] = d.slot0_refused_text
+    return placer
 
 
 def _times(t: RegistrationTemplate, vm: Vm) -> int:
