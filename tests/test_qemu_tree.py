@@ -239,21 +239,7 @@ def test_real_7_2_is_fast(real72: ScannedRelease) -> None:
 def test_real_7_2_agrees_with_bundled_model(real72: ScannedRelease) -> None:
     if not BUNDLED_7_2.is_file():
         pytest.skip(f"{BUNDLED_7_2} not written yet")
-    bundled = tomllib.loads(BUNDLED_7_2.read_text())
-    scanned = release_model(real72)
-    assert [(p["name"], p["value"], p.get("comment", "")) for p in bundled["priority"]] == [
-        (p["name"], p["value"], p["comment"]) for p in scanned["priority"]  # type: ignore[attr-defined]
-    ]
-
-    def prio(rows: list[dict[str, object]]) -> dict[object, tuple[object, object]]:
-        return {
-            r["name"]: (r["priority"], r["registration"]) for r in rows if r.get("priority")
-        }
-
-    assert prio(bundled.get("vmsd", [])) == prio(scanned["vmsd"])  # type: ignore[arg-type]
-    assert {u["name"] for u in bundled.get("unmigratable", [])} == {
-        u["name"] for u in scanned["unmigratable"]  # type: ignore[attr-defined]
-    }
+    _agreement(tomllib.loads(BUNDLED_7_2.read_text()), release_model(real72))
 
 
 # --------------------------------------------------------------------------- newer trees (optional)
@@ -294,3 +280,29 @@ def test_machines_folder_can_be_borrowed() -> None:
     model = tomllib.loads(to_release_toml(s, machines="10.0"))
     assert model["machines"] == "10.0"
     assert "borrowed from 10.0" in model["machines_source"]
+
+
+def _agreement(bundled: dict[str, object], scanned: dict[str, object]) -> None:
+    """The scan of a real tree and the bundled release model say the same: the enum as
+    written, every priority-bearing VMSD with how it is registered, the unmigratable VMSDs."""
+    assert [(p["name"], p["value"], p.get("comment", "")) for p in bundled["priority"]] == [  # type: ignore[attr-defined]
+        (p["name"], p["value"], p["comment"]) for p in scanned["priority"]  # type: ignore[attr-defined]
+    ]
+
+    def prio(rows: list[dict[str, object]]) -> dict[object, tuple[object, object]]:
+        return {r["name"]: (r["priority"], r["registration"]) for r in rows if r.get("priority")}
+
+    assert prio(bundled.get("vmsd", [])) == prio(scanned["vmsd"])  # type: ignore[attr-defined, arg-type]
+    assert {u["name"] for u in bundled.get("unmigratable", [])} == {  # type: ignore[attr-defined]
+        u["name"] for u in scanned["unmigratable"]  # type: ignore[attr-defined]
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("release", sorted(NEWER))
+def test_newer_real_trees_agree_with_bundled_models(release: str) -> None:
+    root = NEWER[release]
+    if not (root / "VERSION").is_file():
+        pytest.skip(f"QEMU {release} source tree not at {root}")
+    bundled = tomllib.loads((BUNDLED_7_2.parent / f"{release}.toml").read_text())
+    _agreement(bundled, release_model(scan_tree(root)))
