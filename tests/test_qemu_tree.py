@@ -6,6 +6,7 @@ import os
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -282,20 +283,18 @@ def test_machines_folder_can_be_borrowed() -> None:
     assert "borrowed from 10.0" in model["machines_source"]
 
 
-def _agreement(bundled: dict[str, object], scanned: dict[str, object]) -> None:
+def _agreement(bundled: dict[str, Any], scanned: dict[str, Any]) -> None:
     """The scan of a real tree and the bundled release model say the same: the enum as
     written, every priority-bearing VMSD with how it is registered, the unmigratable VMSDs."""
-    assert [(p["name"], p["value"], p.get("comment", "")) for p in bundled["priority"]] == [  # type: ignore[attr-defined]
-        (p["name"], p["value"], p["comment"]) for p in scanned["priority"]  # type: ignore[attr-defined]
+    assert [(p["name"], p["value"], p.get("comment", "")) for p in bundled["priority"]] == [
+        (p["name"], p["value"], p["comment"]) for p in scanned["priority"]
     ]
 
-    def prio(rows: list[dict[str, object]]) -> dict[object, tuple[object, object]]:
+    def prio(rows: list[dict[str, Any]]) -> dict[object, tuple[object, object]]:
         return {r["name"]: (r["priority"], r["registration"]) for r in rows if r.get("priority")}
 
-    assert prio(bundled.get("vmsd", [])) == prio(scanned["vmsd"])  # type: ignore[attr-defined, arg-type]
-    assert {u["name"] for u in bundled.get("unmigratable", [])} == {  # type: ignore[attr-defined]
-        u["name"] for u in scanned["unmigratable"]  # type: ignore[attr-defined]
-    }
+    assert prio(bundled.get("vmsd", [])) == prio(scanned["vmsd"])
+    assert {u["name"] for u in bundled.get("unmigratable", [])} == {u["name"] for u in scanned["unmigratable"]}
 
 
 @pytest.mark.slow
