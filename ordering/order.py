@@ -260,18 +260,32 @@ def register(release: Release, vm: Vm) -> Registered:
                 raise ScenarioError(
                     vm.source or vm.name, f"unplug of {step.unplug!r}: no device with that id"
                 )
-            reg.remove_owner(victim.qdev_id)
-            placer.unplug(victim.qdev_id, victim)
-            placed.remove(victim)
+            placer.check_hotplug(victim.bus, vm.source or vm.name)
+            # device_del takes the device's subtree with it (captured: a usb-hub's keyboard)
+            for gone in [*_behind(victim, placed), victim]:
+                reg.remove_owner(gone.qdev_id)
+                placer.unplug(gone.qdev_id, gone)
+                placed.remove(gone)
     return Registered(
         release, vm, machine_type, tuple(reg.sections), tuple(placed)
     )
+
+
+def _behind(device: PlacedDevice, placed: list[PlacedDevice]) -> list[PlacedDevice]:
+    """The devices below ``device`` (behind a bridge, a hub, a controller's bus), deepest first:
+    their qdev paths continue its path with ``:``, ``.`` or ``/``."""
+    root = device.path
+    if not root:
+        return []
+    below = [p for p in placed if p is not device and p.path[: len(root)] == root and p.path[len(root) : len(root) + 1] in (":", ".", "/")]
+    return sorted(below, key=lambda p: -len(p.path))
 
 
 def _board_placer(reg: _Registry, layout: MachineLayout) -> Placer:
     """A placer for this board: its own USB buses (``usb=on``) and the bridges whose slot 0 it
     refuses (``slot0_refused_on`` entries: ``virt``, or ``pc:acpi=off`` with a condition)."""
     placer = Placer(layout, reg.release.devices)
+    placer.set_root_hotpluggable(layout.root_bus_hotplug != "never" and reg.holds(layout.root_bus_hotplug))
     for board in layout.usb_buses:
         if reg.holds(board.when):
             placer.add_board_usb_bus(board)

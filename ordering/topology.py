@@ -81,6 +81,10 @@ class _Bus:
     scsi_used: dict[tuple[int, int], str] = field(default_factory=dict)
     owner_driver: str = ""
     """The device type that brought the bus (a bridge's type)."""
+    hotpluggable: bool = True
+    """Whether device_add and device_del work on it (QEMU: "Bus 'X' does not support
+    hotplugging"): not q35's or virt's root complex, not an HDA or IDE bus, not a PCIe port
+    with hotplug=off."""
     """SCSI: (target, lun) → the qdev id QEMU names in 'lun already used by'."""
 
 
@@ -94,6 +98,10 @@ _CHILD_BUS = {
 """Bus kind → (the type QEMU names in "No 'T' bus found", the name of an id-less bus before
 its ``.N``), as the real binaries print them."""
 
+
+_NO_HOTPLUG = frozenset({"hda", "ide"})
+"""Child-bus kinds QEMU gives no hotplug handler (captured: device_del of an hda codec)."""
+_OFF = frozenset({"off", "no", "false", "n"})
 
 _ADDR = re.compile(r"^(?:0x)?(?P<slot>[0-9a-fA-F]+)(?:\.(?:0x)?(?P<fn>[0-7]))?$")
 
@@ -142,7 +150,7 @@ class Placer:
         self._idless: dict[str, int] = {}
         """Child-bus kind → id-less buses of it so far (their ``.N``)."""
         for n in range(machine.ide_buses):  # the board's own IDE/AHCI controller
-            self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0)
+            self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0, hotpluggable=False)
         if machine.ide_buses:
             self._idless["ide"] = machine.ide_buses
         self.slot0_refused: dict[str, str] = {}
@@ -177,14 +185,10 @@ class Placer:
             bus = self._pci_bus(spec)
             bus_name = bus.name
             if spec.addr:
+                # A PCIe port's bus takes any slot: 7.2 says nothing, 10.0+ only warn ("PCI: slot N
+                # is not valid for DEV, parent device only allows plugging into slot 0") for PCIe
+                # devices (captured: e1000 at 05.0 and e1000e at 03.0 behind one root port).
                 slot, function = parse_addr(spec.addr, spec.origin)
-                if bus.kind == "pcie-port" and slot != 0:
-                    raise ScenarioError(
-                        spec.origin,
-                        f"-device {spec.driver}: bus {bus.name} is a PCIe port and takes only "
-                        "slot 0 (QEMU: 'PCI: slot N is not valid for DEVICE, parent device only "
-                        "allows plugging into slot 0')",
-                    )
                 if slot in bus.used and function == 0:
                     raise ScenarioError(
                         spec.origin,
@@ -193,6 +197,8 @@ class Placer:
                     )
             else:
                 slot, function = self._free_slot(bus, spec), 0
+            if hotplugged:
+                self.check_hotplug(bus.name, spec.origin)
             refusal = self.slot0_refused.get(bus.owner_driver) if slot == 0 else None
             if refusal:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{refusal}'")
@@ -202,6 +208,8 @@ class Placer:
         elif dtype.bus in _CHILD_BUS:
             child = self._child_bus(spec, dtype)
             bus_name = child.name
+            if hotplugged:
+                self.check_hotplug(bus_name, spec.origin)
             bridges = child.bridges
             address, path = self._child_address(child, spec, dtype)
             child.children.append(qdev_id)
@@ -223,6 +231,8 @@ class Placer:
             self._buses[name] = _Bus(
                 name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set(),
                 owner_driver=dtype.name,
+                # a PCIe port's hotplug=off (pcie_cap_slot_init) takes hotplug away from its slot
+                hotpluggable=not (dtype.provides_bus == "pcie-port" and spec.props.get("hotplug", "") in _OFF),
             )
             self._provided.setdefault(qdev_id, []).append(name)
         return PlacedDevice(
@@ -260,8 +270,8 @@ class Placer:
         return bus
 
     def _free_slot(self, bus: _Bus, spec: DeviceSpec) -> int:
-        last = 0 if bus.kind == "pcie-port" else 31
-        for slot in range(bus.first_slot, last + 1):
+        # captured: a second and third device on one root port go to 01.0 and 02.0
+        for slot in range(bus.first_slot, 32):
             if slot not in bus.used:
                 return slot
         raise ScenarioError(
@@ -281,7 +291,7 @@ class Placer:
                 n = self._idless.get(kind, 0)
                 self._idless[kind] = n + 1
                 name = f"{_CHILD_BUS[kind][1]}.{n}"
-            bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0)
+            bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0, hotpluggable=kind not in _NO_HOTPLUG)
             bus.auto_hub = dtype.auto_hub
             bus.scsi_targets, bus.scsi_luns = dtype.scsi_targets, dtype.scsi_luns
             if kind == "usb":
@@ -289,6 +299,17 @@ class Placer:
                 bus.port_speeds.update(bus.free_ports)
             self._buses[name] = bus
             self._provided.setdefault(qdev_id, []).append(name)
+
+    def check_hotplug(self, bus_name: str, origin: str) -> None:
+        """device_add onto, or device_del from, ``bus_name``: refused where QEMU has no hotplug
+        handler for the bus."""
+        bus = self._buses.get(bus_name)
+        if bus is not None and not bus.hotpluggable:
+            raise ScenarioError(origin, f"QEMU refuses it: \"Bus '{bus_name}' does not support hotplugging\"")
+
+    def set_root_hotpluggable(self, hotpluggable: bool) -> None:
+        """Whether the board's root bus takes hot-plugs (pc's with ACPI; not q35's or virt's)."""
+        self._buses[self._root].hotpluggable = hotpluggable
 
     def _child_bus(self, spec: DeviceSpec, dtype: DeviceType) -> _Bus:
         qtype = _CHILD_BUS[dtype.bus][0]

@@ -31,6 +31,9 @@ def vm_of(data: dict[str, Any]) -> Vm:
     topo = vm.topology
     for h in data.get("hotplug", []):
         args = dict(h["arguments"])
+        if h.get("execute") == "device_del":
+            steps.append(HotplugStep(unplug=str(args["id"])))
+            continue
         driver = str(args.pop("driver"))
         if driver.endswith("-cpu"):
             index = (

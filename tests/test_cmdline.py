@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ordering.errors import ScenarioError
+from ordering.model.vm import DeviceSpec, HotplugStep
 from ordering.order import derive
 from ordering.sources.cmdline import parse_command_line, split_props
 from ordering.sources.models import load_knowledge
@@ -60,11 +62,24 @@ def test_unknown_device_and_bus_are_reported() -> None:
         derive(k.release("7.2"), parse_command_line("-nodefaults -machine q35 -device e1000e,bus=rp9"))
 
 
-def test_pcie_port_takes_only_slot_zero() -> None:
+def test_a_pcie_port_takes_any_slot() -> None:
+    # captured on 7.2, 10.0 and 11.1: 10.0+ only warn about a PCIe device off slot 0
+    given = "-nodefaults -machine q35 -device pcie-root-port,id=rp -device e1000,bus=rp,addr=5 -device e1000e,bus=rp,addr=3"
+    assert [x for x in _full("10.0", given) if x.endswith(("/e1000", "/e1000e"))] == [
+        "0000:00:01.0:05.0/e1000", "0000:00:01.0:03.0/e1000e"]
+    auto = "-nodefaults -machine q35 -device pcie-root-port,id=rp -device e1000,bus=rp -device e1000e,bus=rp"
+    assert [x for x in _full("7.2", auto) if x.endswith(("/e1000", "/e1000e"))] == [
+        "0000:00:01.0:00.0/e1000", "0000:00:01.0:01.0/e1000e"]
+
+
+def test_device_del_takes_the_subtree() -> None:
     k = load_knowledge()
-    vm = parse_command_line("-nodefaults -machine q35 -device pcie-root-port,id=rp -device e1000e,bus=rp,addr=2")
-    with pytest.raises(ScenarioError, match="takes only slot 0"):
-        derive(k.release("7.2"), vm)
+    vm = parse_command_line(
+        "-nodefaults -machine q35 -device piix3-usb-uhci,id=usb0 -device usb-hub,id=h0,bus=usb0.0,port=1 "
+        "-device usb-kbd,id=k0,bus=usb0.0,port=1.1"
+    )
+    full = [s.section.idstr for s in derive(k.release("10.0"), replace(vm, hotplug=(HotplugStep(unplug="h0"),))).full]
+    assert not any(x.endswith(("/usb-hub", "/usb-kbd")) for x in full)
 
 
 def test_apic_ids_follow_the_topology() -> None:
@@ -273,3 +288,30 @@ def test_store_global_state_off_sends_no_globalstate_from_10_0() -> None:
     assert parse_command_line(args).migration == {"store-global-state": "off"}
     assert "globalstate" not in _full("10.0", args)
     assert _full("10.0", "-nodefaults -machine q35")[-1] == "globalstate"
+
+
+@pytest.mark.parametrize(
+    ("release", "args", "step", "words"),
+    [
+        ("10.0", "-machine q35", HotplugStep(device=DeviceSpec("e1000", id="hp1")), "Bus 'pcie.0' does not support hotplugging"),
+        ("7.2", "-machine pc,acpi=off", HotplugStep(device=DeviceSpec("e1000", id="hp1")), "Bus 'pci.0' does not support hotplugging"),
+        ("11.1", "-machine q35 -device virtio-rng-pci,id=r0", HotplugStep(unplug="r0"), "Bus 'pcie.0' does not support hotplugging"),
+        ("10.0", "-machine q35 -device pcie-root-port,id=rp0,chassis=1,hotplug=off",
+         HotplugStep(device=DeviceSpec("e1000", id="hp1", bus="rp0")), "Bus 'rp0' does not support hotplugging"),
+    ],
+)
+def test_hotplug_where_qemu_has_no_handler_is_refused(release: str, args: str, step: HotplugStep, words: str) -> None:
+    k = load_knowledge()
+    vm = replace(parse_command_line("-nodefaults " + args), hotplug=(step,))
+    with pytest.raises(ScenarioError, match=re.escape(words)):
+        derive(k.release(release), vm)
+
+
+def test_hotplug_where_qemu_takes_it() -> None:
+    k = load_knowledge()
+    for args, step in (
+        ("-machine pc", HotplugStep(device=DeviceSpec("e1000", id="hp1"))),
+        ("-machine q35 -device pcie-root-port,id=rp0,chassis=1", HotplugStep(device=DeviceSpec("e1000", id="hp1", bus="rp0"))),
+    ):
+        vm = replace(parse_command_line("-nodefaults " + args), hotplug=(step,))
+        assert derive(k.release("10.0"), vm).full[-1].section.idstr.endswith("/e1000")

@@ -73,7 +73,7 @@ def test_release_priority_must_exist_in_its_enum(models: Path) -> None:
 
 
 def test_bad_registration_condition_in_devices(models: Path) -> None:
-    line = _edit(models / "devices.toml", 'when = "machine>7.2"', 'when = "machine >> 7.2"')
+    line = _edit(models / "devices.toml", 'when = "machine>7.2 && x-early', 'when = "machine >> 7.2 && x-early')
     with pytest.raises(ModelError, match=rf"devices.toml:{line}: when: expected conditions"):
         read_knowledge(models)
 

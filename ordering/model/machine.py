@@ -182,6 +182,9 @@ class MachineLayout:
     """``-machine`` options whose effect on the sections the templates' ``when`` model."""
     inert_options: frozenset[str] = frozenset()
     """``-machine`` options captured to leave every section and section_id as they are."""
+    root_bus_hotplug: str = ""
+    """When the root bus takes hot-plugs (a condition; ``never`` for none: q35's and virt's
+    PCIe root complex)."""
     usb_buses: tuple[BoardUsbBus, ...] = ()
     """USB buses of the board's own controllers, each present when its ``when`` holds."""
     ide_buses: int = 0

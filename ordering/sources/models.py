@@ -302,7 +302,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug"}
 )
 
 
@@ -328,6 +328,7 @@ def read_machine(path: Path) -> MachineLayout:
         modelled_options=frozenset(t.texts("modelled_options", ())),
         inert_options=frozenset(t.texts("inert_options", ())),
         ide_buses=t.integer("ide_buses", 0),
+        root_bus_hotplug=t.text("root_bus_hotplug", "never"),
         usb_buses=tuple(_board_usb_bus(b) for b in t.tables("usb_bus")),
         source=t.text("source"),
         file=str(path),

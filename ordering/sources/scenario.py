@@ -68,7 +68,10 @@ def read_scenario(path: Path) -> Vm:
     guest = t.table("guest").data
     mig = t.table("migration")
     mig.reject_unknown({"multifd", "multifd-compression", "mapped-ram"})
-    migration = {"multifd": "on"} if mig.flag("multifd", False) else {}
+    # -global migration.PROP=VALUE on the command line, then the [migration] table
+    migration = dict(vm.migration)
+    if mig.flag("multifd", False):
+        migration["multifd"] = "on"
     if "multifd-compression" in mig.data:
         migration["multifd-compression"] = mig.text("multifd-compression")
     if mig.flag("mapped-ram", False):
