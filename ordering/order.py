@@ -227,6 +227,7 @@ def register(release: Release, vm: Vm) -> Registered:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []
+    _check_ids(vm)
     for spec in vm.devices_for.get(release.name, vm.devices):
         placed.extend(_plug(reg, placer, spec, hotplugged=False))
     for t in layout.late:
@@ -269,6 +270,20 @@ def register(release: Release, vm: Vm) -> Registered:
     return Registered(
         release, vm, machine_type, tuple(reg.sections), tuple(placed)
     )
+
+
+def _check_ids(vm: Vm) -> None:
+    """Every device id is used once (QEMU refuses a second -device or device_add with an id
+    in use; an id freed by device_del may be used again)."""
+    live: set[str] = set()
+    steps = [(d, "") for d in vm.devices] + [(h.device, h.unplug) for h in vm.hotplug]
+    for spec, unplug in steps:
+        if unplug:
+            live.discard(unplug)
+        elif spec is not None and spec.id:
+            if spec.id in live:
+                raise ScenarioError(spec.origin, f"-device {spec.driver},id={spec.id}: QEMU refuses it: the id is in use")
+            live.add(spec.id)
 
 
 def _behind(device: PlacedDevice, placed: list[PlacedDevice]) -> list[PlacedDevice]:

@@ -315,3 +315,12 @@ def test_hotplug_where_qemu_takes_it() -> None:
     ):
         vm = replace(parse_command_line("-nodefaults " + args), hotplug=(step,))
         assert derive(k.release("10.0"), vm).full[-1].section.idstr.endswith("/e1000")
+
+
+def test_a_device_id_is_used_once() -> None:
+    k = load_knowledge()
+    with pytest.raises(ScenarioError, match="the id is in use"):
+        derive(k.release("10.0"), parse_command_line("-nodefaults -machine q35 -device e1000,id=a -device e1000e,id=a"))
+    vm = parse_command_line("-nodefaults -machine q35 -device pcie-root-port,id=rp,chassis=1 -device e1000,id=a,bus=rp")
+    again = (HotplugStep(unplug="a"), HotplugStep(device=DeviceSpec("e1000e", id="a", bus="rp")))
+    assert derive(k.release("10.0"), replace(vm, hotplug=again)).full[-1].section.idstr.endswith("/e1000e")

@@ -8,7 +8,8 @@ cpu = 4                           # a vCPU index below maxcpus
 [[hotplug]]
 device = "e1000e,id=hp0,bus=rp2"  # device_add arguments
 [[hotplug]]
-unplug = "hp0"                    # device_del
+unplug = "hp0"                    # device_del, completed (a PCI device's needs the guest's
+                                  # acknowledgement: under -S QEMU keeps it, and it migrates)
 [guest]                           # guest-state knobs for the simulator
 [release_globals]                 # -global DRIVER.PROP=VALUE added on one release only
 "7.2" = ["vfio-pci.x-enable-migration=on"]
