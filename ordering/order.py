@@ -300,6 +300,8 @@ def _board_placer(reg: _Registry, layout: MachineLayout) -> Placer:
     """A placer for this board: its own USB buses (``usb=on``) and the bridges whose slot 0 it
     refuses (``slot0_refused_on`` entries: ``virt``, or ``pc:acpi=off`` with a condition)."""
     placer = Placer(layout, reg.release.devices)
+    # captured on 10.0 and 11.1 (and read in 10.2's hw/pci/pci.c); 7.2 took the device at 01.0
+    placer.hotplug_needs_empty_port = reg.release.version >= (10, 0)
     placer.set_root_hotpluggable(layout.root_bus_hotplug != "never" and reg.holds(layout.root_bus_hotplug))
     for board in layout.usb_buses:
         if reg.holds(board.when):

@@ -81,6 +81,8 @@ class _Bus:
     scsi_used: dict[tuple[int, int], str] = field(default_factory=dict)
     owner_driver: str = ""
     """The device type that brought the bus (a bridge's type)."""
+    slot_drivers: dict[int, str] = field(default_factory=dict)
+    """PCI: slot → the device type in it, for QEMU's words about an occupied slot."""
     hotpluggable: bool = True
     """Whether device_add and device_del work on it (QEMU: "Bus 'X' does not support
     hotplugging"): not q35's or virt's root complex, not an HDA or IDE bus, not a PCIe port
@@ -153,6 +155,9 @@ class Placer:
             self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0, hotpluggable=False)
         if machine.ide_buses:
             self._idless["ide"] = machine.ide_buses
+        self.hotplug_needs_empty_port = False
+        """10.0+: a device hot-plugged onto a PCIe port whose slot 0 is taken is refused (QEMU
+        exposes only slot 0 behind an upstream port, and a function 0 there hides the rest)."""
         self.slot0_refused: dict[str, str] = {}
         """Bridge device types whose bus refuses slot 0 on this machine → QEMU's words."""
         self.auto_plugged: list[PlacedDevice] = []
@@ -199,10 +204,18 @@ class Placer:
                 slot, function = self._free_slot(bus, spec), 0
             if hotplugged:
                 self.check_hotplug(bus.name, spec.origin)
+                if self.hotplug_needs_empty_port and bus.kind == "pcie-port" and 0 in bus.slot_drivers:
+                    raise ScenarioError(
+                        spec.origin,
+                        f"QEMU refuses it: 'PCI: slot 0 function 0 already occupied by "
+                        f"{bus.slot_drivers[0]}, new func {spec.driver} cannot be exposed to guest.'",
+                    )
             refusal = self.slot0_refused.get(bus.owner_driver) if slot == 0 else None
             if refusal:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{refusal}'")
             bus.used.add(slot)
+            if function == 0:
+                bus.slot_drivers[slot] = spec.driver
             path = f"{bus.path}:{slot:02x}.{function}"
             bridges = bus.bridges
         elif dtype.bus in _CHILD_BUS:
@@ -246,6 +259,7 @@ class Placer:
         if bus is not None:
             if placed.slot is not None:
                 bus.used.discard(placed.slot)
+                bus.slot_drivers.pop(placed.slot, None)
             if qdev_id in bus.children:
                 bus.children.remove(qdev_id)
             if bus.kind == "usb" and placed.address:

@@ -324,3 +324,13 @@ def test_a_device_id_is_used_once() -> None:
     vm = parse_command_line("-nodefaults -machine q35 -device pcie-root-port,id=rp,chassis=1 -device e1000,id=a,bus=rp")
     again = (HotplugStep(unplug="a"), HotplugStep(device=DeviceSpec("e1000e", id="a", bus="rp")))
     assert derive(k.release("10.0"), replace(vm, hotplug=again)).full[-1].section.idstr.endswith("/e1000e")
+
+
+def test_hotplug_onto_a_taken_pcie_port() -> None:
+    k = load_knowledge()
+    vm = parse_command_line("-nodefaults -machine q35 -device pcie-root-port,id=rp0,chassis=1 -device e1000e,id=d0,bus=rp0")
+    vm = replace(vm, hotplug=(HotplugStep(device=DeviceSpec("e1000", id="hp1", bus="rp0")),))
+    # captured: 7.2 puts it at 01.0; 10.0 and 11.1 refuse it
+    assert derive(k.release("7.2"), vm).full[-1].section.idstr == "0000:00:01.0:01.0/e1000"
+    with pytest.raises(ScenarioError, match=re.escape("PCI: slot 0 function 0 already occupied by e1000e, new func e1000 cannot be exposed to guest.")):
+        derive(k.release("11.1"), vm)
