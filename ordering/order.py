@@ -26,7 +26,13 @@ from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.section import LoadStep, Phase, Section, SectionType
 from ordering.model.vm import DeviceSpec, Vm
-from ordering.refusals import check_drives, check_properties, machine_options
+from ordering.refusals import (
+    check_drives,
+    check_ids,
+    check_limit,
+    check_properties,
+    machine_options,
+)
 from ordering.topology import PlacedDevice, Placer
 
 
@@ -227,7 +233,7 @@ def register(release: Release, vm: Vm) -> Registered:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
     placed: list[PlacedDevice] = []
-    _check_ids(vm)
+    check_ids(vm)
     for spec in vm.devices_for.get(release.name, vm.devices):
         placed.extend(_plug(reg, placer, spec, hotplugged=False))
     for t in layout.late:
@@ -272,20 +278,6 @@ def register(release: Release, vm: Vm) -> Registered:
     )
 
 
-def _check_ids(vm: Vm) -> None:
-    """Every device id is used once (QEMU refuses a second -device or device_add with an id
-    in use; an id freed by device_del may be used again)."""
-    live: set[str] = set()
-    steps = [(d, "") for d in vm.devices] + [(h.device, h.unplug) for h in vm.hotplug]
-    for spec, unplug in steps:
-        if unplug:
-            live.discard(unplug)
-        elif spec is not None and spec.id:
-            if spec.id in live:
-                raise ScenarioError(spec.origin, f"-device {spec.driver},id={spec.id}: QEMU refuses it: the id is in use")
-            live.add(spec.id)
-
-
 def _behind(device: PlacedDevice, placed: list[PlacedDevice]) -> list[PlacedDevice]:
     """The devices below ``device`` (behind a bridge, a hub, a controller's bus), deepest first:
     their qdev paths continue its path with ``:``, ``.`` or ``/``."""
@@ -300,8 +292,7 @@ def _board_placer(reg: _Registry, layout: MachineLayout) -> Placer:
     """A placer for this board: its own USB buses (``usb=on``) and the bridges whose slot 0 it
     refuses (``slot0_refused_on`` entries: ``virt``, or ``pc:acpi=off`` with a condition)."""
     placer = Placer(layout, reg.release.devices)
-    # captured on 10.0 and 11.1 (and read in 10.2's hw/pci/pci.c); 7.2 took the device at 01.0
-    placer.hotplug_needs_empty_port = reg.release.version >= (10, 0)
+    placer.hotplug_needs_free_port_slot0 = reg.release.features.hotplug_needs_free_port_slot0
     placer.set_root_hotpluggable(layout.root_bus_hotplug != "never" and reg.holds(layout.root_bus_hotplug))
     for board in layout.usb_buses:
         if reg.holds(board.when):
@@ -352,10 +343,7 @@ def _plug(
         )
     if dtype.audiodev:
         _check_audiodev(reg, spec, dtype)
-    if dtype.limit and dtype.registers:
-        vmsd = dtype.registers[0].vmsd
-        if sum(1 for s in reg.sections if s.vmsd == vmsd) >= dtype.limit:
-            raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{dtype.limit_refusal}'")
+    check_limit(reg.sections, spec, dtype)
     check_properties(reg.release, spec)
     dev = placer.place(spec, dtype, hotplugged=hotplugged)
     out = [*placer.auto_plugged, dev]

@@ -8,9 +8,12 @@ properties against what the release's binary lists. Each refusal is a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ordering.errors import ScenarioError
-from ordering.model.machine import MachineLayout, is_on
+from ordering.model.machine import DeviceType, MachineLayout, is_on
 from ordering.model.release import Release
+from ordering.model.section import Section
 from ordering.model.vm import DeviceSpec, Vm
 
 ANY_MACHINE_OPTIONS = frozenset({"accel", "type"})
@@ -22,12 +25,11 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
     silently mis-predicted. Legacy flags later releases removed are refused in QEMU's words."""
     where = vm.source or vm.name
     for flag in vm.removed_options:
-        if release.version >= (9, 0):
-            key, value = ("hpet", "off") if flag == "-no-hpet" else ("acpi", "off")
+        if not release.features.no_hpet_no_acpi_flags:
             raise ScenarioError(
                 where,
                 f"QEMU {release.name} refuses it: '{flag}: invalid option' (removed in 9.0; "
-                f"use -machine {key}={value})",
+                f"use -machine {flag.removeprefix('-no-')}=off)",
             )
     known = layout.modelled_options | layout.inert_options | ANY_MACHINE_OPTIONS
     for key in vm.machine_options:
@@ -52,13 +54,35 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
                 "give gic-version=2 or 3",
             )
     if (
-        release.version >= (11, 0)
+        release.features.gicv2_its_refused
         and is_on(vm.machine_options.get("its", ""))
         and options.get("gic-version", layout.options.get("gic-version", "")) == "2"
     ):
-        # captured on 11.1 (not in 10.2's hw/arm/virt.c); earlier releases ignore the ITS
         raise ScenarioError(where, f"QEMU {release.name} refuses it: 'GICv2 + ITS is an invalid configuration.'")
     return options
+
+
+def check_ids(vm: Vm) -> None:
+    """Every device id is used once (QEMU refuses a second -device or device_add with an id
+    in use; an id freed by device_del may be used again)."""
+    live: set[str] = set()
+    steps = [(d, "") for d in vm.devices] + [(h.device, h.unplug) for h in vm.hotplug]
+    for spec, unplug in steps:
+        if unplug:
+            live.discard(unplug)
+        elif spec is not None and spec.id:
+            if spec.id in live:
+                raise ScenarioError(spec.origin, f"-device {spec.driver},id={spec.id}: QEMU refuses it: the id is in use")
+            live.add(spec.id)
+
+
+def check_limit(sections: Sequence[Section], spec: DeviceSpec, dtype: DeviceType) -> None:
+    """A device type with a ``limit`` is refused once that many sections of its VMSD exist
+    (the board's serial ports count against ``isa-serial``; one balloon per VM)."""
+    if dtype.limit and dtype.registers:
+        vmsd = dtype.registers[0].vmsd
+        if sum(1 for s in sections if s.vmsd == vmsd) >= dtype.limit:
+            raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{dtype.limit_refusal}'")
 
 
 def check_drives(vm: Vm, layout: MachineLayout) -> None:

@@ -155,7 +155,7 @@ class Placer:
             self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0, hotpluggable=False)
         if machine.ide_buses:
             self._idless["ide"] = machine.ide_buses
-        self.hotplug_needs_empty_port = False
+        self.hotplug_needs_free_port_slot0 = False
         """10.0+: a device hot-plugged onto a PCIe port whose slot 0 is taken is refused (QEMU
         exposes only slot 0 behind an upstream port, and a function 0 there hides the rest)."""
         self.slot0_refused: dict[str, str] = {}
@@ -204,7 +204,7 @@ class Placer:
                 slot, function = self._free_slot(bus, spec), 0
             if hotplugged:
                 self.check_hotplug(bus.name, spec.origin)
-                if self.hotplug_needs_empty_port and bus.kind == "pcie-port" and 0 in bus.slot_drivers:
+                if self.hotplug_needs_free_port_slot0 and bus.kind == "pcie-port" and 0 in bus.slot_drivers:
                     raise ScenarioError(
                         spec.origin,
                         f"QEMU refuses it: 'PCI: slot 0 function 0 already occupied by "

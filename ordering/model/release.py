@@ -87,6 +87,12 @@ class Features:
     early_setup_before_start: bool = False
     """Setup sends every early_setup FULL section before any START (seen on 11.1); before,
     one walk of the list interleaved them (10.2: qemu_savevm_state_setup)."""
+    no_hpet_no_acpi_flags: bool = False
+    """``-no-hpet`` and ``-no-acpi`` are taken (as ``-machine hpet=off`` / ``acpi=off``)."""
+    hotplug_needs_free_port_slot0: bool = False
+    """A device hot-plugged onto a PCIe port whose slot 0 is taken is refused."""
+    gicv2_its_refused: bool = False
+    """virt refuses ``its=on`` with GICv2 instead of ignoring the ITS."""
     sources: Mapping[str, str] = field(default_factory=dict)
 
 

@@ -343,6 +343,9 @@ _FEATURES = (
     "vfio_config_load_after_iter",
     "duplicate_section_check",
     "early_setup_before_start",
+    "no_hpet_no_acpi_flags",
+    "hotplug_needs_free_port_slot0",
+    "gicv2_its_refused",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
