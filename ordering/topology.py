@@ -23,13 +23,13 @@ and 11.1 binaries showed (tests/data/captured/*-usb, -scsi, -hda):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import NamedTuple
 
 from ordering.errors import ScenarioError
-from ordering.model.machine import BoardUsbBus, DeviceType, MachineLayout
+from ordering.model.machine import BoardUsbBus, DeviceType, MachineLayout, UsbPortGroup, is_off
 from ordering.model.vm import DeviceSpec
 
 
@@ -103,7 +103,6 @@ its ``.N``), as the real binaries print them."""
 
 _NO_HOTPLUG = frozenset({"hda", "ide"})
 """Child-bus kinds QEMU gives no hotplug handler (captured: device_del of an hda codec)."""
-_OFF = frozenset({"off", "no", "false", "n"})
 
 _ADDR = re.compile(r"^(?:0x)?(?P<slot>[0-9a-fA-F]+)(?:\.(?:0x)?(?P<fn>[0-7]))?$")
 
@@ -167,10 +166,7 @@ class Placer:
         """A USB bus of the board's own controller (``-machine usb=on``)."""
         bus = _Bus(board.name, "usb", board.path, "machine", (), 0)
         bus.auto_hub = board.auto_hub
-        bus.free_ports = [
-            (str(i), frozenset(s for g in board.ports if i <= g.count for s in g.speeds))
-            for i in range(1, max((g.count for g in board.ports), default=0) + 1)
-        ]
+        bus.free_ports = _port_list(board.ports, [g.count for g in board.ports], "")
         bus.port_speeds.update(bus.free_ports)
         self._buses[board.name] = bus
         self._idless["usb"] = self._idless.get("usb", 0) + 1
@@ -245,7 +241,7 @@ class Placer:
                 name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set(),
                 owner_driver=dtype.name,
                 # a PCIe port's hotplug=off (pcie_cap_slot_init) takes hotplug away from its slot
-                hotpluggable=not (dtype.provides_bus == "pcie-port" and spec.props.get("hotplug", "") in _OFF),
+                hotpluggable=not (dtype.provides_bus == "pcie-port" and is_off(spec.props.get("hotplug", ""))),
             )
             self._provided.setdefault(qdev_id, []).append(name)
         return PlacedDevice(
@@ -419,13 +415,15 @@ def _ports(dtype: DeviceType, spec: DeviceSpec, prefix: str) -> list[tuple[str, 
             counts.append(int(value, 0) if value else g.count)
         except ValueError:
             raise ScenarioError(spec.origin, f"-device {spec.driver}: {g.prop}={value!r}: expected a number") from None
-    total = max(counts, default=0)
+    return _port_list(dtype.usb_ports, counts, prefix)
+
+
+def _port_list(groups: Sequence[UsbPortGroup], counts: Sequence[int], prefix: str) -> list[tuple[str, frozenset[str]]]:
+    """Ports ``prefix`` + 1, 2, ... up to the largest count, each with the speeds of the groups
+    that reach it."""
     return [
-        (
-            f"{prefix}{i}",
-            frozenset(s for g, n in zip(dtype.usb_ports, counts, strict=True) if i <= n for s in g.speeds),
-        )
-        for i in range(1, total + 1)
+        (f"{prefix}{i}", frozenset(s for g, n in zip(groups, counts, strict=True) if i <= n for s in g.speeds))
+        for i in range(1, max(counts, default=0) + 1)
     ]
 
 

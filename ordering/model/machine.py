@@ -149,6 +149,11 @@ def is_on(value: str) -> bool:
     return value.lower() in _TRUE
 
 
+def is_off(value: str) -> bool:
+    """Whether a property value is one of QEMU's spellings of false (not merely unset)."""
+    return value.lower() in _FALSE
+
+
 def valid_condition(when: str) -> bool:
     """Whether ``when`` is a condition :func:`condition_holds` understands."""
     for clause in (c.strip() for c in when.replace("&&", ",").split(",")):
