@@ -160,12 +160,7 @@ def _registration(t: Table) -> RegistrationTemplate:
         raise t.doc.error(
             (*t.path, "instance"), f"instance: expected auto, cpu-index, apic-id or a number, got {instance!r}"
         )
-    when = t.text("when", "")
-    if not valid_condition(when):
-        raise t.doc.error(
-            (*t.path, "when"),
-            f"when: expected conditions like 'machine>7.2' or 'gic-version=3' joined by &&, got {when!r}",
-        )
+    when = _when(t)
     for key in ("since", "until"):
         value = t.text(key, "")
         if value and not all(p.isdigit() for p in value.split(".")):
@@ -219,7 +214,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "usb", "scsi", "hda", "virtio-serial", "ide")),
+            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", *_CHILD_BUS_KINDS)),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -241,16 +236,32 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
     return devices
 
 
-def _board_usb_bus(t: Table) -> BoardUsbBus:
-    t.reject_unknown({"name", "path", "usb_ports", "auto_hub", "when", "source"})
-    groups = []
-    for g in t.tables("usb_ports"):
-        g.reject_unknown({"speeds", "count"})
-        groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count")))
+def _when(t: Table) -> str:
+    """A registration's (or board bus's) ``when`` condition, checked."""
     when = t.text("when", "")
     if not valid_condition(when):
-        raise t.doc.error((*t.path, "when"), f"when: expected conditions like 'usb=on', got {when!r}")
-    return BoardUsbBus(t.text("name"), t.text("path"), tuple(groups), t.text("auto_hub", ""), when, t.text("source", ""))
+        raise t.doc.error(
+            (*t.path, "when"),
+            f"when: expected conditions like 'machine>7.2' or 'gic-version=3' joined by &&, got {when!r}",
+        )
+    return when
+
+
+def _usb_port_groups(t: Table, *, prop: bool) -> tuple[UsbPortGroup, ...]:
+    """``usb_ports = [{ speeds = "low+full", count = 2 }]`` (``prop``: a device property that
+    overrides the count, for a controller)."""
+    groups = []
+    for g in t.tables("usb_ports"):
+        g.reject_unknown({"speeds", "count", "prop"} if prop else {"speeds", "count"})
+        groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count"), g.text("prop", "")))
+    return tuple(groups)
+
+
+def _board_usb_bus(t: Table) -> BoardUsbBus:
+    t.reject_unknown({"name", "path", "usb_ports", "auto_hub", "when", "source"})
+    return BoardUsbBus(
+        t.text("name"), t.text("path"), _usb_port_groups(t, prop=False), t.text("auto_hub", ""), _when(t), t.text("source", "")
+    )
 
 
 def _limit_keys(t: Table) -> dict[str, Any]:
@@ -264,6 +275,8 @@ def _limit_keys(t: Table) -> dict[str, Any]:
 
 
 _SPEEDS = ("low", "full", "high", "super")
+_CHILD_BUS_KINDS = ("usb", "scsi", "hda", "virtio-serial", "ide")
+"""Buses a controller brings and a device plugs into (ordering.topology places them)."""
 
 
 def _speeds(t: Table, key: str) -> tuple[str, ...]:
@@ -276,19 +289,15 @@ def _speeds(t: Table, key: str) -> tuple[str, ...]:
 
 def _child_bus_keys(t: Table) -> dict[str, Any]:
     """``child_bus``, ``usb_ports``, ``usb_speeds``, ``auto_hub``, ``scsi_*``, ``audiodev``."""
-    groups = []
-    for g in t.tables("usb_ports"):
-        g.reject_unknown({"speeds", "count", "prop"})
-        groups.append(UsbPortGroup(_speeds(g, "speeds"), g.integer("count"), g.text("prop", "")))
     audio = t.table("audiodev")
     audio.reject_unknown({"required_since", "refusal"})
-    child_bus = t.text("child_bus", "", choices=("", "usb", "scsi", "hda", "virtio-serial", "ide"))
+    child_bus = t.text("child_bus", "", choices=("", *_CHILD_BUS_KINDS))
     if child_bus == "scsi" and not (t.integer("scsi_targets", 0) and t.integer("scsi_luns", 0)):
         raise t.doc.error(t.path, "a SCSI controller (child_bus = \"scsi\") needs scsi_targets and scsi_luns")
     return {
         "child_bus": child_bus,
         "child_buses": t.integer("child_buses", 1),
-        "usb_ports": tuple(groups),
+        "usb_ports": _usb_port_groups(t, prop=True),
         "usb_speeds": _speeds(t, "usb_speeds"),
         "auto_hub": t.text("auto_hub", ""),
         "scsi_targets": t.integer("scsi_targets", 0),
