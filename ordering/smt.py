@@ -85,10 +85,23 @@ class Proof:
     """QEMU's blocker when every VM where the rule is live is refused (the rule is vacuous)."""
     requires: str = ""
     """What a live VM must set to escape a conditional blocker (``vfio-pci x-enable-migration=on``)."""
+    unknown: str = ""
+    """Why z3 gave no answer (its reason, such as ``timeout``): neither proved nor refuted."""
+
+    @property
+    def outcome(self) -> str:
+        """``vacuous``, ``proved``, ``counterexample`` or ``unknown``."""
+        if self.unknown:
+            return "unknown"
+        if self.blocked or (self.proved and not self.pairs):
+            return "vacuous"
+        return "proved" if self.proved else "counterexample"
 
     def describe(self) -> str:
         """``PROVED ...`` or ``COUNTEREXAMPLE ...``."""
         head = f"{self.rule.id} on QEMU {self.release}: "
+        if self.unknown:
+            return head + f"UNKNOWN: z3 gave no answer ({self.unknown}) after {self.pairs} section pairs"
         if self.blocked:
             return head + f"VACUOUS: QEMU refuses to migrate every VM where it is live ({self.blocked})"
         if self.pairs == 0:
@@ -200,7 +213,11 @@ LIVE_NEEDS: dict[str, tuple[str, str]] = {
 that always blocks that combination makes the rule vacuous there."""
 
 
-def prove(release: Release, rule: Rule) -> Proof:
+DEFAULT_TIMEOUT_MS = 10_000
+"""z3's time for one pair of sections; past it the answer is UNKNOWN, never PROVED."""
+
+
+def prove(release: Release, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> Proof:
     """Whether ``rule`` holds on every VM of ``release`` (or a counterexample).
 
     >>> from ordering.sources.models import load_knowledge
@@ -232,7 +249,12 @@ def prove(release: Release, rule: Rule) -> Proof:
                 continue
             pairs += 1
             solver, reg_first, reg_then = _loads_after(f, t)
-            if solver.check() == z3.sat:
+            solver.set("timeout", max(1, timeout_ms))
+            answer = solver.check()
+            if answer == z3.unknown:
+                reason = solver.reason_unknown() or "unknown"
+                return Proof(rule, release.name, False, pairs, unknown=reason, requires="; ".join(requires))
+            if answer == z3.sat:
                 model = solver.model()
                 return Proof(
                     rule,
@@ -253,7 +275,12 @@ def prove(release: Release, rule: Rule) -> Proof:
     return Proof(rule, release.name, True, pairs, assumes=assumes)
 
 
-def prove_all(releases: Iterable[Release], rules: Iterable[Rule]) -> list[Proof]:
-    """:func:`prove` for every rule on every release."""
+def prove_all(
+    releases: Iterable[Release], rules: Iterable[Rule], *, timeout_ms: int = DEFAULT_TIMEOUT_MS
+) -> list[Proof]:
+    """:func:`prove` for every rule on every release (each release once, in the order given)."""
     rules = list(rules)
-    return [prove(rel, rule) for rel in releases for rule in rules]
+    seen: dict[str, Release] = {}
+    for rel in releases:
+        seen.setdefault(rel.name, rel)
+    return [prove(rel, rule, timeout_ms=timeout_ms) for rel in seen.values() for rule in rules]

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from ordering.commands._common import knowledge
-from ordering.smt import prove_all
+from ordering.errors import UsageError
+from ordering.smt import DEFAULT_TIMEOUT_MS, prove_all
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +23,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("rules", nargs="*", metavar="RULE", help="rule ids (default: all)")
     p.add_argument("--qemu", metavar="R", action="append", help="a release (repeatable; default: all)")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_MS / 1000,
+        metavar="SECONDS",
+        help="z3's time for one pair of sections; past it the rule is UNKNOWN (exit 1), never "
+        f"PROVED (default: {DEFAULT_TIMEOUT_MS / 1000:g})",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--models", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
@@ -35,13 +45,16 @@ def run(args: argparse.Namespace) -> int:
         if args.qemu
         else sorted(k.releases.values(), key=lambda r: r.version)
     )
-    proofs = prove_all(releases, rules)
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout:g}")
+    proofs = prove_all(releases, rules, timeout_ms=int(args.timeout * 1000))
     if args.json:
         print(json.dumps([
             {
                 "rule": p.rule.id,
                 "release": p.release,
-                "result": "vacuous" if p.blocked or (p.proved and not p.pairs) else ("proved" if p.proved else "counterexample"),
+                "result": p.outcome,
+                "unknown": p.unknown or None,
                 "pairs": p.pairs,
                 "counterexample": p.counterexample.describe() if p.counterexample else None,
                 "assumes": p.assumes or None,
@@ -54,4 +67,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         for p in proofs:
             print(p.describe())
-    return 0 if all(p.proved for p in proofs) else 1
+    return 0 if all(p.proved and not p.unknown for p in proofs) else 1
