@@ -171,7 +171,7 @@ def not_live_reason(result: CheckResult, rule: Rule) -> str:
 
 def assumptions(r: CheckResult) -> list[str]:
     """What the verdicts assume about the migration, said when it matters to this VM."""
-    out: list[str] = []
+    out: list[str] = list(r.release.assumes)
     has_vfio = any(s.kind == "vfio" for s in r.order.registered.sections if s.sent)
     multifd = is_on(r.vm.migration.get("multifd", ""))
     if has_vfio and r.release.features.vfio_multifd_load_thread and not multifd:

@@ -28,6 +28,7 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "")
         metavar="R",
         help=release_help or "the source QEMU release (default: the newest bundled)",
     )
+    add_tree_argument(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     parser.add_argument(
         "--multifd",
@@ -38,9 +39,27 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "")
     parser.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
 
 
+def add_tree_argument(parser: argparse.ArgumentParser) -> None:
+    """``--qemu-tree DIR``: a QEMU source tree scanned on the fly (``--qemu`` takes a file)."""
+    parser.add_argument(
+        "--qemu-tree",
+        metavar="DIR",
+        type=Path,
+        help="a QEMU source tree, scanned on the fly (cached by content) and used as the release; "
+        "--qemu also takes a release file written by `migorder scan --out`",
+    )
+
+
 def knowledge(args: argparse.Namespace) -> Knowledge:
-    """The bundled knowledge (or ``--models DIR``)."""
-    return load_knowledge(getattr(args, "models", None))
+    """The bundled knowledge (or ``--models DIR``), with any release file or tree the user gave.
+
+    A ``--qemu FILE`` or ``--qemu-tree DIR`` release joins the releases under a key of its
+    own, and ``args.qemu`` is set to that key, so the command finds it like a bundled one.
+    """
+    k = load_knowledge(getattr(args, "models", None))
+    from ordering.sources.release_file import user_releases
+
+    return user_releases(args, k)
 
 
 def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ordering.commands._common import knowledge
+from ordering.commands._common import add_tree_argument, knowledge
 from ordering.commands.diagram import write
 from ordering.commands.history_vms import NOTE, reference_vm
 from ordering.render import build_history, format_for, render_history
@@ -26,8 +26,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--format", choices=HISTORY_FORMATS,
                    help="output format (default: from -o, else ascii)")
     p.add_argument("-o", "--output", metavar="FILE", type=Path, help="write to FILE")
+    p.add_argument("--qemu", metavar="R", action="append",
+                   help="add a column for a release file written by `migorder scan --out` (repeatable)")
+    add_tree_argument(p)
     p.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, qemu_many=True)
 
 
 def run(args: argparse.Namespace) -> int:

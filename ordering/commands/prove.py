@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from ordering.commands._common import knowledge
+from ordering.commands._common import add_tree_argument, knowledge
 from ordering.errors import UsageError
 from ordering.smt import DEFAULT_TIMEOUT_MS, prove_all
 
@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "QEMU's sort would load wrongly. Exit 0 when every rule is proved, 1 on a counterexample.",
     )
     p.add_argument("rules", nargs="*", metavar="RULE", help="rule ids (default: all)")
-    p.add_argument("--qemu", metavar="R", action="append", help="a release (repeatable; default: all)")
+    p.add_argument("--qemu", metavar="R", action="append",
+                   help="a release, or a release file (repeatable; default: all bundled)")
+    add_tree_argument(p)
     p.add_argument(
         "--timeout",
         type=float,
@@ -33,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--models", type=Path, help=argparse.SUPPRESS)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, qemu_many=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if not (args.timeout > 0 and math.isfinite(args.timeout)):
         raise UsageError(f"--timeout: expected a positive number of seconds, got {args.timeout:g}")
-    proofs = prove_all(releases, rules, timeout_ms=int(args.timeout * 1000))
+    # One release object at a time: a scanned or file 7.2 beside the bundled 7.2 is its own.
+    unique = list({id(rel): rel for rel in releases}.values())
+    proofs = [p for rel in unique for p in prove_all([rel], rules, timeout_ms=int(args.timeout * 1000))]
     if args.json:
         print(json.dumps([
             {

@@ -120,6 +120,9 @@ class Release:
     """Device type → the properties ``-device TYPE,help`` lists on this release's binary
     (``models/properties/<release>.toml``); empty when no binary was read."""
     device_properties_source: str = ""
+    assumes: tuple[str, ...] = ()
+    """What this release borrows or could not read (a release file or a scanned tree): said
+    under "Assumes" in every report. Empty for a bundled release."""
 
     def priority_of(self, vmsd: str) -> PriorityLevel:
         """The priority a section registered with VMSD ``vmsd`` is sorted by in this release.

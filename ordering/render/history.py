@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from ordering.check import CheckResult, check
 from ordering.model.knowledge import Knowledge
-from ordering.model.machine import version_tuple
 from ordering.model.release import Release
 from ordering.model.rule import Rule
 from ordering.model.vm import Vm
@@ -57,7 +56,7 @@ def build_history(
     >>> h.releases[0], len(h.rows) == len(k.rules)
     ('7.2', True)
     """
-    releases = tuple(sorted(k.releases, key=version_tuple))
+    releases = tuple(sorted(k.releases, key=lambda n: (k.releases[n].version, n)))
     cache: dict[tuple[object, ...], CheckResult] = {}
     rows: list[tuple[str, str]] = []
     cells: list[tuple[Cell, ...]] = []

@@ -58,8 +58,10 @@ __all__ = [
     "VmsdDef",
     "lint",
     "release_model",
+    "relevant",
     "scan_tree",
     "to_release_toml",
+    "tree_files",
 ]
 
 SKIP_TOP = frozenset({"tests", "build", "roms", "subprojects", "debian"})
@@ -79,6 +81,21 @@ def _walk(root: Path) -> Iterator[Path]:
         for f in sorted(filenames):
             if f.endswith((".c", ".h")):
                 yield here / f
+
+
+def tree_files(root: Path) -> list[Path]:
+    """Every ``.c`` and ``.h`` file the scanner walks, in a stable order."""
+    return list(_walk(root))
+
+
+def relevant(rel: str, data: bytes) -> bool:
+    """Whether a file's content can change what :func:`scan_tree` finds (for cache keys)."""
+    return (
+        rel == HEADER
+        or rel.startswith(("migration/", "hw/vfio/"))
+        or any(n in data for n in _NEEDLES)
+        or b"define" in data
+    )
 
 
 def _read(p: Path) -> str:
