@@ -20,7 +20,7 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "")
     parser.add_argument(
         "scenario",
         nargs="?",
-        help="a bundled scenario name (see `migorder info scenarios`) or a scenario TOML file; "
+        help="a bundled scenario name (see `migorder scenarios`) or a scenario TOML file; "
         "default: 'default'. Or give a QEMU command line after `--`.",
     )
     parser.add_argument(

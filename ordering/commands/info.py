@@ -197,7 +197,9 @@ def _scenarios(args: argparse.Namespace) -> int:
     for name, path in sorted(k.scenarios.items()):
         vm = read_scenario(path)
         data.append({"scenario": name, "description": vm.description, "file": str(path)})
-        text.append(f"{name:<28} {' '.join(vm.description.split())[:100]}")
+        lines = _wrap(vm.description, 100 - 29)
+        text.append(f"{name:<28} {lines[0]}")
+        text.extend(" " * 29 + line for line in lines[1:])
     return _emit(args, data, text)
 
 
