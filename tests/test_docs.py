@@ -14,6 +14,7 @@ line and command, and shows the first shown line that the real output does not m
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import re
@@ -197,3 +198,37 @@ def test_the_matcher_names_what_differs() -> None:
         "the real output goes on after the last shown line, with line 2 'y' (end the block with '...')"
     )
     assert mismatch(("x", "...", "w"), ["x", "y", "z"]) == "shown line 3 'w' does not match real line 4 (end of output)"
+
+
+def test_help_texts_name_only_commands_that_exist() -> None:
+    from ordering.cli import build_parser
+
+    parser = build_parser()
+    commands: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            commands |= set(action.choices)
+    for name in sorted(commands):
+        code, lines = run_command(f"migorder {name} --help")
+        assert code == 0, name
+        text = " ".join(" ".join(lines).split())
+        for cited in re.findall(r"`migorder ([a-z-]+)", text):
+            assert cited in commands, f"`migorder {name} --help` cites `migorder {cited}`, which does not exist"
+
+
+def test_scenarios_list_whole_descriptions() -> None:
+    from ordering.sources.models import load_knowledge
+    from ordering.sources.scenario import read_scenario
+
+    code, lines = run_command("migorder scenarios")
+    assert code == 0
+    shown: dict[str, list[str]] = {}
+    for line in lines:
+        if line[:1].strip():
+            name, _, rest = line.partition(" ")
+            shown[name] = [rest]
+        else:
+            shown[name].append(line)
+    for name, path in load_knowledge().scenarios.items():
+        want = " ".join(read_scenario(path).description.split())
+        assert " ".join(" ".join(shown[name]).split()) == want, name
