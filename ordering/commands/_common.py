@@ -92,3 +92,29 @@ def _named_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
 def resolve_release(args: argparse.Namespace, k: Knowledge, attr: str = "qemu") -> Release:
     """The release named by ``--qemu`` (default: the newest bundled)."""
     return k.release(getattr(args, attr, None))
+
+
+def add_release_arguments(parser: argparse.ArgumentParser, *aliases: str) -> None:
+    """``--from R`` (source: decides the stream order) and ``--to R`` (destination: decides
+    behaviours, blockers, which rules are live and which sections it refuses); ``--qemu R``
+    stays the shorthand for both. ``aliases`` are older spellings of ``--from``."""
+    parser.add_argument(
+        "--from", *aliases, dest="from_release", metavar="R",
+        help="the source release, whose order the stream carries (default: --qemu)",
+    )
+    parser.add_argument(
+        "--to", dest="to_release", metavar="R",
+        help="the destination release, whose behaviours, blockers and live rules apply and "
+        "which refuses sections it does not know (default: --qemu)",
+    )
+
+
+def resolve_releases(args: argparse.Namespace, k: Knowledge) -> tuple[Release, Release]:
+    """``(source, destination)`` from ``--from``/``--to``: each defaults to ``--qemu``, then to
+    the other one (one release given is both sides), then to the newest bundled release."""
+    both = getattr(args, "qemu", None)
+    given_from = getattr(args, "from_release", None)
+    given_to = getattr(args, "to_release", None)
+    source = given_from or both or given_to
+    destination = given_to or both or given_from
+    return k.release(source), k.release(destination)

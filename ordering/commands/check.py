@@ -6,8 +6,14 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from ordering.check import CheckResult, check, check_order
-from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
+from ordering.check import CheckResult, check_order
+from ordering.commands._common import (
+    add_release_arguments,
+    add_vm_arguments,
+    knowledge,
+    resolve_releases,
+    resolve_vm,
+)
 from ordering.errors import QemuRefused, UsageError
 from ordering.report import check_dict, check_text, json_text
 
@@ -21,7 +27,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "QEMU command line after --, a real stream, or a stream captured now). Exit 0 when "
         "clean, 1 on a violated or tie-fragile rule, a cycle or a migration blocker, 2 on bad input.",
     )
-    add_vm_arguments(p)
+    add_vm_arguments(p, release_help="both releases: shorthand for --from R --to R (default: the newest bundled)")
+    add_release_arguments(p)
     p.add_argument("--stream", metavar="FILE", type=Path, help="audit the order observed in a real migration stream")
     p.add_argument(
         "--capture",
@@ -72,8 +79,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"BLOCKED: QEMU refuses to migrate this VM: {exc}")
             return 1
     else:
+        from ordering.report_upgrade import crossing_dict, crossing_text
+        from ordering.upgrade import cross
+
         k = knowledge(args)
-        result = check(k, resolve_release(args, k), resolve_vm(args, k))
+        source, destination = resolve_releases(args, k)
+        crossing = cross(k, source, destination, resolve_vm(args, k))
+        if args.json:
+            print(json_text(crossing_dict(crossing)))
+        else:
+            print(crossing_text(crossing, verbose=args.verbose))
+        return crossing.exit_code
     if args.json:
         print(json_text(check_dict(result)))
     else:

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from ordering.check import blockers
-from ordering.commands._common import add_vm_arguments, knowledge, resolve_release, resolve_vm
+from ordering.commands._common import (
+    add_release_arguments,
+    add_vm_arguments,
+    knowledge,
+    resolve_releases,
+    resolve_vm,
+)
 from ordering.errors import UsageError
 from ordering.model.knowledge import Knowledge
 from ordering.model.release import Release
@@ -31,16 +37,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the failures (QEMU's wording, the section that failed, the one it needed first), then "
         "every step. Guest state comes from the scenario's [guest] table.",
     )
-    add_vm_arguments(p, release_help="the destination QEMU release whose behaviours run (default: newest)")
-    p.add_argument("--source-qemu", metavar="R", help="the source release whose order is loaded (default: --qemu)")
+    add_vm_arguments(p, release_help="both releases: shorthand for --from R --to R (default: the newest bundled)")
+    add_release_arguments(p, "--source-qemu")
     p.add_argument("--order-from", metavar="STREAM", type=Path, help="load the order a real migration stream shows")
     p.add_argument("--move", metavar="SECTION", action="append", default=[], help="move SECTION's load (idstr or idstr#instance) ...")
     p.add_argument("--before", metavar="SECTION", action="append", default=[], help="... to just before SECTION's load")
     p.set_defaults(run=run)
 
 
-def _order(args: argparse.Namespace, k: Knowledge, dest: Release) -> tuple[Vm, LoadOrder]:
-    source = resolve_release(args, k, "source_qemu") if args.source_qemu else dest
+def _order(args: argparse.Namespace, k: Knowledge, source: Release) -> tuple[Vm, LoadOrder]:
+    given_source = bool(args.from_release)
     given_vm = bool(getattr(args, "scenario", None) or getattr(args, "qemu_args", []))
     if args.order_from is not None:
         from ordering.sources.stream import read_stream
@@ -49,7 +55,7 @@ def _order(args: argparse.Namespace, k: Knowledge, dest: Release) -> tuple[Vm, L
         if not given_vm:
             from ordering.sources.observed import observed_order
 
-            order = observed_order(k, stream, source if args.source_qemu else None)
+            order = observed_order(k, stream, source if given_source else None)
             return order.vm, order
         vm = resolve_vm(args, k)
         order = follow_stream(
@@ -69,12 +75,17 @@ def run(args: argparse.Namespace) -> int:
     if len(args.move) != len(args.before):
         raise UsageError("give each --move SECTION with a --before SECTION")
     k = knowledge(args)
-    dest = resolve_release(args, k)
-    vm, order = _order(args, k, dest)
+    source, dest = resolve_releases(args, k)
+    vm, order = _order(args, k, source)
     for a, b in zip(args.move, args.before, strict=True):
         order = move(order, a, b)
     order, moved = _multifd_worst_case(order)
     trace = simulate(dest, vm, order)
+    crossing = None
+    if source.name != dest.name and not args.order_from:
+        from ordering.upgrade import cross
+
+        crossing = cross(k, source, dest, vm)
     # The source decides whether the migration happens at all: say so before any failure.
     refused = blockers(order)
     if args.json:
@@ -84,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
             {"device": b.device, "message": b.message, "conditional": b.conditional or None}
             for b in refused
         ]
+        if crossing is not None:
+            from ordering.report_upgrade import destination_dict
+
+            data["destination"] = destination_dict(crossing)
         print(json_text(data))
     else:
         lines = [
@@ -96,6 +111,13 @@ def run(args: argparse.Namespace) -> int:
             + " — QEMU refuses this migration; the trace shows what would follow if it did not"
             for b in refused
         ]
+        if crossing is not None:
+            from ordering.report_upgrade import destination_lines
+
+            lines += [
+                "failures are decided by both sides: the source's order, the destination's behaviours",
+                *destination_lines(crossing)[1:],
+            ]
         print("\n".join([*lines, trace_text(trace)]))
     return trace.exit_code
 
