@@ -1,5 +1,11 @@
 """QEMU's load order: registration, then a stable sort by priority within each phase.
 
+:func:`derive` is four pure stages, each testable alone: :func:`ordering.refusals.refuse`
+(everything QEMU rejects; an :class:`~ordering.refusals.Accepted` VM) →
+:func:`ordering.place.place` (buses, addresses, qdev paths; a :class:`~ordering.place.Placed`
+VM) → :func:`register` (sections in registration order; :class:`Registered`) → :func:`sort`
+(phases, priority, ties; :class:`LoadOrder`). The model checker varies the third stage.
+
 On the source every SaveStateEntry sits in one list, higher priority first, ties in
 registration order (``savevm_state_handler_insert``). The stream walks that list once per
 phase: setup (early_setup FULL sections and iterable START sections, mixed in list order),
@@ -14,26 +20,14 @@ from dataclasses import dataclass
 
 from ordering._bulk import bulk
 from ordering.errors import ScenarioError
-from ordering.model.machine import (
-    DeviceType,
-    MachineLayout,
-    RegistrationTemplate,
-    condition_holds,
-    machine_type_version,
-    version_tuple,
-)
+from ordering.model.machine import RegistrationTemplate, version_tuple
 from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.section import LoadStep, Phase, Section, SectionType
-from ordering.model.vm import DeviceSpec, Vm
-from ordering.refusals import (
-    check_drives,
-    check_ids,
-    check_limit,
-    check_properties,
-    machine_options,
-)
-from ordering.topology import PlacedDevice, Placer
+from ordering.model.vm import Vm
+from ordering.place import CpuPlug, DevicePlug, Placed, place
+from ordering.refusals import Accepted, check_limit, refuse
+from ordering.topology import PlacedDevice
 
 
 @dataclass(frozen=True)
@@ -77,26 +71,17 @@ identity)."""
 
 
 class _Registry:
-    def __init__(self, release: Release, vm: Vm, machine_type: str, layout: MachineLayout) -> None:
-        self.release = release
-        self.layout = layout
-        # vm.audiodevs: how many -audiodev the VM has, for `when = "vm.audiodevs=0"`;
-        # vm.firmware: whether -bios loads firmware, for `when = "vm.firmware=on"`.
-        self.options = {
-            **layout.options,
-            **machine_options(vm, layout, release),
-            "vm.audiodevs": str(len(vm.audiodevs)),
-            **{f"migration.{k}": v for k, v in vm.migration.items()},
-            "vm.firmware": "on" if vm.firmware else "off",
-        }
+    def __init__(self, accepted: Accepted) -> None:
+        self.accepted = accepted
+        self.release = accepted.release
+        self.holds = accepted.holds
         self._once: set[tuple[str, str]] = set()
         """(idstr, vmsd) of the `once` templates already registered."""
-        self.kind_of = {v: kind.name for kind in release.kinds.values() for v in kind.vmsds}
+        self.kind_of = {v: kind.name for kind in self.release.kinds.values() for v in kind.vmsds}
         self._compiled: dict[int, tuple[PriorityLevel, bool, str]] = {}
         """id(template) → :meth:`_compile` (templates live as long as the release model, so
         their ids are stable here)."""
-        self.vm = vm
-        self.machine_version = machine_type_version(machine_type)
+        self.vm = accepted.vm
         self.next_id = 0
         self.sections: list[Section] = []
         self.top: dict[str, int] = {}
@@ -167,16 +152,6 @@ class _Registry:
         )
         self.next_id += 1
 
-    def holds(self, when: str, device_options: Mapping[str, str] | None = None) -> bool:
-        """Whether a ``when`` condition holds on this release, machine type and its options
-        (a device's own options, when given, override the machine's)."""
-        return condition_holds(
-            when,
-            release=self.release.version,
-            machine_version=self.machine_version,
-            options={**self.options, **device_options} if device_options else self.options,
-        )
-
     def _compile(self, t: RegistrationTemplate) -> tuple[PriorityLevel, bool, str]:
         """What a template's sections share on this release: priority, early_setup, kind
         (``_NOT_IN_RELEASE`` when its since/until exclude the release)."""
@@ -206,103 +181,86 @@ def rel_kind(release: Release, vmsd: str) -> str:
     return ""
 
 
-def register(release: Release, vm: Vm) -> Registered:
-    """Every SaveStateEntry ``vm`` registers on a ``release`` binary, in registration order.
+def register(placed: Placed) -> Registered:
+    """Stage three of :func:`derive`: every SaveStateEntry a placed VM registers, in order.
 
     Machine init first (boot entries, each vCPU, platform devices), then every ``-device`` in
     command-line order, then the entries made at machine-done (``late``), then hot-plugs.
     Each registration takes the next section_id; ``instance_id`` follows
     ``calculate_new_instance_id`` (one more than the highest for the same idstr) unless the
-    registration gives it (vCPU index, APIC id).
+    registration gives it (vCPU index, APIC id). An unplug frees its devices' entries.
+
+    Examples
+    --------
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> from ordering.place import place
+    >>> from ordering.refusals import refuse
+    >>> k = load_knowledge()
+    >>> vm = parse_command_line(["-machine", "q35", "-device", "intel-iommu"])
+    >>> sections = register(place(refuse(k.release("10.2"), vm))).sections
+    >>> [s.idstr for s in sections if s.owner != "machine"][:3]
+    ['cpu_common', 'cpu', 'kvm-tpr-opt']
     """
-    layout, machine_type = release.machine(vm.machine)
-    reg = _Registry(release, vm, machine_type, layout)
-    placer = _board_placer(reg, layout)
-    topo = vm.topology
-    check_drives(vm, layout)
+    accepted = placed.accepted
+    layout, vm = accepted.layout, accepted.vm
+    reg = _Registry(accepted)
     for t in layout.boot:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
-    for i in range(topo.cpus):
-        apic_id = topo.apic_id(i)
-        for t in layout.cpu:
-            if t.first_only and i > 0:
-                continue
-            reg.add(t, owner=f"cpu{i}", cpu_index=i, apic_id=apic_id)
+    for cpu in placed.cpus:
+        _register_cpu(reg, cpu, layout.cpu, first=cpu.cpu_index == 0)
     for t in layout.platform:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
-    placed: list[PlacedDevice] = []
-    check_ids(vm)
-    for spec in vm.devices_for.get(release.name, vm.devices):
-        placed.extend(_plug(reg, placer, spec, hotplugged=False))
+    for plug in placed.cold:
+        _register_devices(reg, plug)
     for t in layout.late:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
-    present = set(range(topo.cpus))
-    for step in vm.hotplug:
-        if step.cpu is not None:
-            if step.cpu in present or step.cpu >= topo.maxcpus:
-                raise ScenarioError(
-                    vm.source or vm.name,
-                    f"hot-plug of vCPU {step.cpu}: expected an absent vCPU index below "
-                    f"maxcpus={topo.maxcpus}",
-                )
-            present.add(step.cpu)
-            for t in layout.hotplug_cpu or layout.cpu:
-                if t.first_only:
-                    continue
-                reg.add(
-                    t,
-                    owner=f"cpu{step.cpu}",
-                    cpu_index=step.cpu,
-                    apic_id=topo.apic_id(step.cpu),
-                    hotplugged=True,
-                )
-        elif step.device is not None:
-            placed.extend(_plug(reg, placer, step.device, hotplugged=True))
-        elif step.unplug:
-            victim = next((p for p in placed if p.qdev_id == step.unplug), None)
-            if victim is None:
-                raise ScenarioError(
-                    vm.source or vm.name, f"unplug of {step.unplug!r}: no device with that id"
-                )
-            placer.check_hotplug(victim.bus, vm.source or vm.name)
-            # device_del takes the device's subtree with it (captured: a usb-hub's keyboard)
-            for gone in [*_behind(victim, placed), victim]:
-                reg.remove_owner(gone.qdev_id)
-                placer.unplug(gone.qdev_id, gone)
-                placed.remove(gone)
-    return Registered(
-        release, vm, machine_type, tuple(reg.sections), tuple(placed)
-    )
+    for event in placed.hotplug:
+        if isinstance(event, CpuPlug):
+            _register_cpu(reg, event, layout.hotplug_cpu or layout.cpu, first=False)
+        elif isinstance(event, DevicePlug):
+            _register_devices(reg, event)
+        else:
+            for qdev_id in event.qdev_ids:
+                reg.remove_owner(qdev_id)
+    return Registered(accepted.release, vm, accepted.machine_type, tuple(reg.sections), placed.devices)
 
 
-def _behind(device: PlacedDevice, placed: list[PlacedDevice]) -> list[PlacedDevice]:
-    """The devices below ``device`` (behind a bridge, a hub, a controller's bus), deepest first:
-    their qdev paths continue its path with ``:``, ``.`` or ``/``."""
-    root = device.path
-    if not root:
-        return []
-    below = [p for p in placed if p is not device and p.path[: len(root)] == root and p.path[len(root) : len(root) + 1] in (":", ".", "/")]
-    return sorted(below, key=lambda p: -len(p.path))
+def _register_cpu(
+    reg: _Registry, cpu: CpuPlug, templates: tuple[RegistrationTemplate, ...], *, first: bool
+) -> None:
+    """A vCPU's entries (``first_only`` ones for vCPU 0 at start only)."""
+    for t in templates:
+        if t.first_only and not first:
+            continue
+        reg.add(
+            t,
+            owner=f"cpu{cpu.cpu_index}",
+            cpu_index=cpu.cpu_index,
+            apic_id=cpu.apic_id,
+            hotplugged=cpu.hotplugged,
+        )
 
 
-def _board_placer(reg: _Registry, layout: MachineLayout) -> Placer:
-    """A placer for this board: its own USB buses (``usb=on``) and the bridges whose slot 0 it
-    refuses (``slot0_refused_on`` entries: ``virt``, or ``pc:acpi=off`` with a condition)."""
-    placer = Placer(layout, reg.release.devices)
-    placer.hotplug_needs_free_port_slot0 = reg.release.features.hotplug_needs_free_port_slot0
-    placer.set_root_hotpluggable(layout.root_bus_hotplug != "never" and reg.holds(layout.root_bus_hotplug))
-    for board in layout.usb_buses:
-        if reg.holds(board.when):
-            placer.add_board_usb_bus(board)
-    for d in reg.release.devices.values():
-        for entry in d.slot0_refused_on:
-            machine, _, when = entry.partition(":")
-            if machine == layout.name and reg.holds(when):
-                placer.slot0_refused[d.name] = d.slot0_refused_text
-    return placer
+def _register_devices(reg: _Registry, plug: DevicePlug) -> None:
+    """One ``-device`` or ``device_add``: its devices' entries (a ``limit`` refused here, as
+    QEMU counts the board's own sections against it)."""
+    last = plug.devices[-1]
+    check_limit(reg.sections, last.spec, last.type)
+    for d in plug.devices:
+        props = d.spec.props or None
+        for t in d.type.registers:
+            reg.add(
+                t,
+                owner=d.qdev_id,
+                path=d.path,
+                options=props,
+                kind=d.type.kind,
+                hotplugged=plug.hotplugged,
+            )
 
 
 def _times(t: RegistrationTemplate, vm: Vm) -> int:
@@ -320,65 +278,6 @@ def _times(t: RegistrationTemplate, vm: Vm) -> int:
     if t.repeat == "netdev-user":
         return vm.netdevs.count("user")
     raise ValueError(f"unknown repeat {t.repeat!r}")  # the models loader admits only REPEATS
-
-
-def _plug(
-    reg: _Registry, placer: Placer, spec: DeviceSpec, *, hotplugged: bool
-) -> list[PlacedDevice]:
-    """Place and register one device; first any device QEMU plugged on its own for it (the
-    USB hub chained on when it takes a bus's last free port)."""
-    dtype = reg.release.device(spec.driver)
-    if dtype.since and reg.release.version < version_tuple(dtype.since):
-        raise ScenarioError(
-            spec.origin,
-            f"-device {spec.driver}: '{spec.driver}' is not a valid device model name in QEMU "
-            f"{reg.release.name} (it came in {dtype.since})",
-        )
-    if dtype.machines and reg.layout.name not in dtype.machines:
-        raise ScenarioError(
-            spec.origin,
-            f"-device {spec.driver}: QEMU refuses it on machine {reg.layout.name}"
-            + (f" ('{dtype.refusal}')" if dtype.refusal else "")
-            + f"; it needs {', '.join(dtype.machines)}",
-        )
-    if dtype.audiodev:
-        _check_audiodev(reg, spec, dtype)
-    check_limit(reg.sections, spec, dtype)
-    check_properties(reg.release, spec)
-    dev = placer.place(spec, dtype, hotplugged=hotplugged)
-    out = [*placer.auto_plugged, dev]
-    placer.auto_plugged.clear()
-    for d in out:
-        props = d.spec.props or None
-        for t in d.type.registers:
-            reg.add(
-                t,
-                owner=d.qdev_id,
-                path=d.path,
-                options=props,
-                kind=d.type.kind,
-                hotplugged=hotplugged,
-            )
-    return out
-
-
-def _check_audiodev(reg: _Registry, spec: DeviceSpec, dtype: DeviceType) -> None:
-    """``audiodev=`` must name an ``-audiodev``; newer releases refuse a device without it."""
-    wanted = spec.props.get("audiodev", "")
-    if wanted and wanted not in reg.vm.audiodevs:
-        raise ScenarioError(
-            spec.origin,
-            f"-device {spec.driver}: QEMU refuses it: no -audiodev has id '{wanted}' (7.2: "
-            f"\"Property '{spec.driver}.audiodev' can't find value '{wanted}'\"; 10.0 and 11.1: "
-            f"\"audiodev '{wanted}' not found\")",
-        )
-    since = dtype.audiodev_required_since
-    if not wanted and since and reg.release.version >= version_tuple(since):
-        raise ScenarioError(
-            spec.origin,
-            f"-device {spec.driver}: QEMU {reg.release.name} refuses it without audiodev=: "
-            f"'{dtype.audiodev_refusal}'; give -audiodev DRIVER,id=ID and audiodev=ID",
-        )
 
 
 def list_order(sections: tuple[Section, ...]) -> list[Section]:
@@ -413,6 +312,18 @@ def _steps(ordered: list[Section], early_first: bool) -> Iterator[LoadStep]:
             yield LoadStep(s, _FULL, _COMPLETE)
 
 
+def sort(registered: Registered) -> LoadOrder:
+    """Stage four of :func:`derive`: the sent sections in stream order, by phase.
+
+    The source's handler list is sorted by priority (higher first), ties in registration order
+    (:func:`list_order`); each phase walks it (:func:`_steps`).
+    """
+    release = registered.release
+    ordered = list_order(tuple(s for s in registered.sections if s.sent))
+    steps = tuple(_steps(ordered, release.features.early_setup_before_start))
+    return LoadOrder(release, registered.vm, registered.machine_type, steps, registered)
+
+
 @bulk
 def derive(release: Release, vm: Vm) -> LoadOrder:
     """The load order a destination sees when ``vm`` migrates from a ``release`` source.
@@ -440,6 +351,4 @@ def derive(release: Release, vm: Vm) -> LoadOrder:
     >>> [s.section.idstr for s in derive(k.release("7.2"), vm).full][:2]
     ['0000:00:01.0/pcie-root-port', 'iommu-intel']
     """
-    registered = register(release, vm)
-    ordered = list_order(tuple(s for s in registered.sections if s.sent))
-    return LoadOrder(release, vm, registered.machine_type, tuple(_steps(ordered, release.features.early_setup_before_start)), registered)
+    return sort(register(place(refuse(release, vm))))

@@ -1,20 +1,151 @@
-"""What QEMU refuses, or reads differently, in a command line before it registers anything.
+"""Stage one of :func:`ordering.order.derive`: what QEMU refuses in a command line.
 
-The checks :func:`ordering.order.register` runs against the release and machine: ``-machine``
-options (modelled, captured inert, or refused), ``-drive`` interfaces, and ``-device``
-properties against what the release's binary lists. Each refusal is a
-:class:`~ordering.errors.ScenarioError` in QEMU's words where QEMU has words for it.
+:func:`refuse` runs every check that needs no placement or registration against the release
+and machine: ``-machine`` options (modelled, captured inert, or refused), ``-drive``
+interfaces, device ids, each ``-device`` and ``device_add`` (known to the release, allowed on
+the machine, its ``audiodev=``, its properties against what the release's binary lists),
+vCPU hot-plugs against ``maxcpus``. Each refusal is a :class:`~ordering.errors.ScenarioError`
+in QEMU's words where QEMU has words for it. What QEMU refuses only once devices sit on buses
+(a slot in use, a bus without hotplug) is :func:`ordering.place.place`'s; a device type's
+``limit`` is counted while registering (:func:`check_limit`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ordering.errors import ScenarioError
-from ordering.model.machine import DeviceType, MachineLayout, is_on
+from ordering.model.machine import (
+    DeviceType,
+    MachineLayout,
+    condition_holds,
+    is_on,
+    machine_type_version,
+    version_tuple,
+)
 from ordering.model.release import Release
 from ordering.model.section import Section
 from ordering.model.vm import DeviceSpec, Vm
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A VM QEMU accepts on a release, and what its ``when`` conditions read.
+
+    ``options`` are the board's options, the checked ``-machine`` options and the VM's own
+    (``vm.audiodevs``: how many ``-audiodev``; ``vm.firmware``: whether ``-bios`` loads
+    firmware; ``migration.*``: ``-global migration.*``). ``devices`` are the cold-plugged
+    ``-device`` specs this release builds (a scenario may give a release its own list).
+    """
+
+    release: Release
+    vm: Vm
+    layout: MachineLayout
+    machine_type: str
+    machine_version: tuple[int, int] | None
+    options: dict[str, str]
+    devices: tuple[DeviceSpec, ...]
+
+    def holds(self, when: str, device_options: Mapping[str, str] | None = None) -> bool:
+        """Whether a ``when`` condition holds on this release, machine type and its options
+        (a device's own options, when given, override the machine's)."""
+        return condition_holds(
+            when,
+            release=self.release.version,
+            machine_version=self.machine_version,
+            options={**self.options, **device_options} if device_options else self.options,
+        )
+
+
+def refuse(release: Release, vm: Vm) -> Accepted:
+    """Everything QEMU would refuse in ``vm`` before placing a device, or what it accepts.
+
+    Raises
+    ------
+    ScenarioError
+        The first refusal, in QEMU's words where QEMU has words for it.
+
+    Examples
+    --------
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> k = load_knowledge()
+    >>> refuse(k.release("10.2"), parse_command_line(["-machine", "q35"])).machine_type
+    'pc-q35-10.2'
+    >>> refuse(k.release("10.2"), parse_command_line(["-machine", "q35,frobnicate=on"]))
+    Traceback (most recent call last):
+    ...
+    ordering.errors.ScenarioError: command line: -machine q35,frobnicate=...: migorder does not know ...
+    """
+    layout, machine_type = release.machine(vm.machine)
+    options = {
+        **layout.options,
+        **machine_options(vm, layout, release),
+        "vm.audiodevs": str(len(vm.audiodevs)),
+        **{f"migration.{k}": v for k, v in vm.migration.items()},
+        "vm.firmware": "on" if vm.firmware else "off",
+    }
+    check_drives(vm, layout)
+    check_ids(vm)
+    devices = vm.devices_for.get(release.name, vm.devices)
+    for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
+        check_device(release, layout, vm, spec)
+    present = set(range(vm.topology.cpus))
+    for step in vm.hotplug:
+        if step.cpu is not None:
+            if step.cpu in present or step.cpu >= vm.topology.maxcpus:
+                raise ScenarioError(
+                    vm.source or vm.name,
+                    f"hot-plug of vCPU {step.cpu}: expected an absent vCPU index below "
+                    f"maxcpus={vm.topology.maxcpus}",
+                )
+            present.add(step.cpu)
+    return Accepted(
+        release, vm, layout, machine_type, machine_type_version(machine_type), options, devices
+    )
+
+
+def check_device(release: Release, layout: MachineLayout, vm: Vm, spec: DeviceSpec) -> DeviceType:
+    """One ``-device`` or ``device_add``: a type the release has, on a machine that takes it,
+    with its ``audiodev=`` and properties as the release's binary wants them."""
+    dtype = release.device(spec.driver)
+    if dtype.since and release.version < version_tuple(dtype.since):
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: '{spec.driver}' is not a valid device model name in QEMU "
+            f"{release.name} (it came in {dtype.since})",
+        )
+    if dtype.machines and layout.name not in dtype.machines:
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it on machine {layout.name}"
+            + (f" ('{dtype.refusal}')" if dtype.refusal else "")
+            + f"; it needs {', '.join(dtype.machines)}",
+        )
+    if dtype.audiodev:
+        check_audiodev(release, vm, spec, dtype)
+    check_properties(release, spec)
+    return dtype
+
+
+def check_audiodev(release: Release, vm: Vm, spec: DeviceSpec, dtype: DeviceType) -> None:
+    """``audiodev=`` must name an ``-audiodev``; newer releases refuse a device without it."""
+    wanted = spec.props.get("audiodev", "")
+    if wanted and wanted not in vm.audiodevs:
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it: no -audiodev has id '{wanted}' (7.2: "
+            f"\"Property '{spec.driver}.audiodev' can't find value '{wanted}'\"; 10.0 and 11.1: "
+            f"\"audiodev '{wanted}' not found\")",
+        )
+    since = dtype.audiodev_required_since
+    if not wanted and since and release.version >= version_tuple(since):
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU {release.name} refuses it without audiodev=: "
+            f"'{dtype.audiodev_refusal}'; give -audiodev DRIVER,id=ID and audiodev=ID",
+        )
 
 ANY_MACHINE_OPTIONS = frozenset({"accel", "type"})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from ordering.errors import ScenarioError
-from ordering.order import register
+from ordering.order import derive
 from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
 
@@ -17,7 +17,7 @@ _BASE = "-nodefaults -machine q35 -m 128 "
 def _sections(args: str, release: str = "7.2") -> list[tuple[str, int]]:
     """(idstr, instance_id) of what the devices register (after the machine's platform)."""
     vm = parse_command_line(_BASE + args)
-    reg = register(load_knowledge().release(release), vm)
+    reg = derive(load_knowledge().release(release), vm).registered
     return [
         (s.idstr, s.instance_id)
         for s in reg.sections
@@ -31,7 +31,7 @@ def _idstrs(args: str, release: str = "7.2") -> list[str]:
 
 def _refused(args: str, release: str = "7.2") -> str:
     with pytest.raises(ScenarioError) as err:
-        register(load_knowledge().release(release), parse_command_line(_BASE + args))
+        derive(load_knowledge().release(release), parse_command_line(_BASE + args))
     return str(err.value)
 
 

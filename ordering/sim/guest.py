@@ -144,11 +144,11 @@ def guest_state(vm: Vm, registered: Registered) -> GuestState:
     --------
     >>> from ordering.sources.models import load_knowledge
     >>> from ordering.sources.cmdline import parse_command_line
-    >>> from ordering.order import register
+    >>> from ordering.order import derive
     >>> k = load_knowledge()
     >>> vm = parse_command_line("-machine q35 -device intel-iommu,intremap=on"
     ...                         " -device pcie-root-port,id=rp0 -device vfio-pci,id=nic0,bus=rp0")
-    >>> g = guest_state(vm, register(k.release("10.2"), vm))
+    >>> g = guest_state(vm, derive(k.release("10.2"), vm).registered)
     >>> g.x2apic, g.msi_mode, dict(g.bus), g.device("nic0").msi_targets
     (True, 'logical', {'rp0': 1}, (0,))
     """
