@@ -275,6 +275,8 @@ def _times(t: RegistrationTemplate, vm: Vm) -> int:
         return vm.serial_ports(1, 1)
     if t.repeat == "parallel":
         return len(vm.parallels)
+    if t.repeat == "pflash":
+        return vm.pflash_units()
     if t.repeat == "netdev-user":
         return vm.netdevs.count("user")
     raise ValueError(f"unknown repeat {t.repeat!r}")  # the models loader admits only REPEATS

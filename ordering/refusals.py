@@ -12,6 +12,7 @@ in QEMU's words where QEMU has words for it. What QEMU refuses only once devices
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -79,6 +80,7 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     ordering.errors.ScenarioError: command line: -machine q35,frobnicate=...: migorder does not know ...
     """
     layout, machine_type = release.machine(vm.machine)
+    check_arch(vm, layout, release)
     options = {
         **layout.options,
         **machine_options(vm, layout, release),
@@ -224,7 +226,9 @@ def check_drives(vm: Vm, layout: MachineLayout) -> None:
     x86 = layout.arch == "x86_64"
     for iface in vm.drives:
         used = iface or ("ide" if x86 else "virtio")
-        if used == "none" or (used == "ide" and x86):
+        if used in ("none", "pflash") or (used == "ide" and x86):
+            # pflash: the board's flash (x86: a pflash_cfi01 section per unit, the `pflash`
+            # repeat; virt: its two flash devices exist with or without a drive)
             continue
         default = "" if iface else f" (the default on {layout.name})"
         raise ScenarioError(
@@ -247,3 +251,38 @@ def check_properties(release: Release, spec: DeviceSpec) -> None:
                 f"-device {spec.driver},{key}=...: QEMU {release.name} refuses it: "
                 f"\"Property '{spec.driver}.{key}' not found\"",
             )
+
+
+_BINARY_ARCH = re.compile(r"system-(?P<arch>[a-z0-9_]+)$")
+_ARCH_OF_TARGET = {"x86_64": "x86_64", "i386": "x86_64", "aarch64": "aarch64"}
+"""QEMU target → the machine family migorder models for it (qemu-system-i386 has pc and q35)."""
+
+
+def check_arch(vm: Vm, layout: MachineLayout, release: Release) -> None:
+    """The binary's target must have the machine: ``qemu-system-x86_64 -machine virt`` is
+    refused as QEMU refuses it ('unsupported machine type', captured on 7.2, 10.0, 11.1), never
+    read as ARM's virt. A binary whose name gives no target (a wrapper) is not checked.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> rel = load_knowledge().release("11.1")
+    >>> vm = parse_command_line("qemu-system-x86_64 -machine virt")
+    >>> check_arch(vm, rel.machine("virt")[0], rel)
+    Traceback (most recent call last):
+    ...
+    ordering.errors.ScenarioError: command line: QEMU 11.1 refuses -machine virt: 'unsupported machine type: "virt"' (qemu-system-x86_64 has no machine virt: it is aarch64's)
+    """
+    m = _BINARY_ARCH.search(vm.binary.rsplit("/", 1)[-1])
+    if not m:
+        return
+    target = m.group("arch")
+    family = _ARCH_OF_TARGET.get(target)
+    if family == layout.arch:
+        return
+    name = vm.machine
+    why = (
+        f"qemu-system-{target} has no machine {name}: it is {layout.arch}'s"
+        if family
+        else f"migorder models qemu-system-x86_64 and qemu-system-aarch64, not qemu-system-{target}"
+    )
+    raise ScenarioError(vm.source or vm.name, f"{release.unsupported_machine(name)} ({why})")

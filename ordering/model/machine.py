@@ -42,6 +42,8 @@ REPEATS: dict[str, str] = {
     "serial-second": "once when -serial index 1 has a backend (virt since 9.1: a second "
     "NonSecure UART)",
     "parallel": "once per -parallel with a backend (x86 boards: parallel_hds_isa_init)",
+    "pflash": "once per flash unit backed from unit 0 on (x86 boards: -drive if=pflash, "
+    "-pflash, -machine pflash0=/pflash1=; pc_system_flash_map realizes a pflash_cfi01 per unit)",
     "netdev-user": "once per -netdev user (net/slirp.c registers a 'slirp' handler); no other "
     "netdev type registers state",
 }
@@ -59,7 +61,7 @@ def version_tuple(text: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
 
 
-_VERSIONED = re.compile(r"^(?P<prefix>.*-)(?P<ver>\d+\.\d+)$")
+_VERSIONED = re.compile(r"^(?P<prefix>.*-)(?P<ver>\d+\.\d+(?:\.\d+)?)$")
 
 
 def machine_type_version(machine_type: str) -> tuple[int, int] | None:
@@ -69,6 +71,8 @@ def machine_type_version(machine_type: str) -> tuple[int, int] | None:
     (10, 0)
     >>> machine_type_version("q35") is None
     True
+    >>> machine_type_version("pc-q35-4.0.1")
+    (4, 0)
     """
     m = _VERSIONED.match(machine_type)
     return version_tuple(m.group("ver")) if m else None

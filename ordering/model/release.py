@@ -144,7 +144,11 @@ class Release:
         )
 
     def machine(self, name: str) -> tuple[MachineLayout, str]:
-        """The machine layout for ``-machine name`` and the machine type it resolves to."""
+        """The machine layout for ``-machine name`` and the machine type it resolves to.
+
+        A versioned machine type the release's binary does not list is refused in QEMU's
+        words (:meth:`unsupported_machine`), as is an unknown name.
+        """
         for layout in self.machines.values():
             if name == layout.name or name in layout.aliases:
                 resolved = name
@@ -154,10 +158,29 @@ class Release:
                     prefix = layout.type_prefix
                     resolved = f"{prefix}{self.name}" if prefix else layout.aliases[0]
                 return layout, resolved
-            if layout.type_prefix and name.startswith(layout.type_prefix):
+            if layout.type_prefix and name.startswith(layout.type_prefix) and self._borrowed_type(layout, name):
                 return layout, name
         known = ", ".join(sorted(self.machines))
-        raise UnknownName(f"release {self.name} has no machine {name!r}; it has {known}")
+        raise UnknownName(f"{self.unsupported_machine(name)} (release {self.name} has {known})")
+
+    def _borrowed_type(self, layout: MachineLayout, name: str) -> bool:
+        """A versioned type of a layout borrowed from another release's binary (10.1 uses
+        10.0's): the binary's own list is unknown, so any version from the oldest the layout
+        lists up to this release is taken (inferred). A layout read from this release's own
+        binary (its aliases hold this release's type) lists every type the binary has
+        (``-machine help``), so anything else is refused."""
+        version = machine_type_version(name)
+        if version is None or f"{layout.type_prefix}{self.name}" in layout.aliases:
+            return False
+        listed = [v for v in (machine_type_version(a) for a in layout.aliases) if v is not None]
+        return bool(listed) and min(listed) <= version <= self.version
+
+    def unsupported_machine(self, name: str) -> str:
+        """QEMU's refusal of a machine type its binary does not have (``-machine help`` lists
+        the ones it has): 7.2 names no type, 10.0 and 11.1 quote it (captured on Debian's
+        7.2, 10.0 and 11.1 binaries; hw/core/machine.c or vl.c select_machine)."""
+        quoted = "" if self.version < (10, 0) else f': "{name}"'
+        return f"QEMU {self.name} refuses -machine {name}: 'unsupported machine type{quoted}'"
 
     def device(self, driver: str) -> DeviceType:
         """The device type ``driver`` (a ``-device`` name)."""

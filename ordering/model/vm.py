@@ -104,5 +104,25 @@ class Vm:
         2
         """
         return sum(1 for s in self.serials[first : last + 1] if s != "none")
+    def pflash_units(self) -> int:
+        """Flash units the board backs, counted from unit 0 as QEMU maps them (a gap ends
+        the map: hw/i386/pc_sysfw.c pc_system_flash_map): ``-drive if=pflash`` / ``-pflash``
+        take units in order, ``-machine pflash0=,pflash1=`` name them.
+
+        >>> Vm("v", "q35", {"pflash0": "code", "pflash1": "vars"}, Topology(), ()).pflash_units()
+        2
+        >>> Vm("v", "q35", {}, Topology(), (), drives=("pflash",)).pflash_units()
+        1
+        """
+        units = [False, False]
+        for n in range(self.drives.count("pflash")):
+            if n < len(units):
+                units[n] = True
+        for n in range(len(units)):
+            units[n] = units[n] or bool(self.machine_options.get(f"pflash{n}"))
+        return units.index(False) if False in units else len(units)
+
     source: str = ""
     description: str = ""
+    binary: str = ""
+    """The QEMU binary the command line names first (``qemu-system-x86_64``), if any."""

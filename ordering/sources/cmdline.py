@@ -218,7 +218,7 @@ def parse_command_line(
         if norm in ("-machine", "-M"):
             head, props = _props(value, origin, "type")
             machine = head or machine
-            machine_options.update(props)
+            machine_options.update(machine_props(props))
         elif norm == "-accel":
             head, props = _props(value, origin, "accel")
             machine_options["accel"] = head
@@ -248,6 +248,8 @@ def parse_command_line(
             drives.append(props.get("if", ""))
         elif norm in _DRIVE_SHORTHANDS:
             drives.append("")
+        elif norm == "-pflash":  # vl.c: drive_add(IF_PFLASH, -1, optarg, PFLASH_OPTS)
+            drives.append("pflash")
         elif norm == "-netdev":
             head, _ = _props(value, origin, "type")
             netdevs.append(head)
@@ -291,7 +293,19 @@ def parse_command_line(
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,
+        binary=binary,
     )
+
+
+def machine_props(props: dict[str, str]) -> dict[str, str]:
+    """``-machine`` keys as QEMU reads them: an underscore is a dash (``kernel_irqchip`` is
+    ``kernel-irqchip``; system/vl.c keyval_dashify, machine_set_property in 7.2). Only
+    ``-machine`` does this: ``-device`` and ``-global`` names are taken as written.
+
+    >>> machine_props({"kernel_irqchip": "split", "usb": "off"})
+    {'kernel-irqchip': 'split', 'usb': 'off'}
+    """
+    return {key.replace("_", "-"): value for key, value in props.items()}
 
 
 def parse_global(text: str, origin: str) -> tuple[str, str, str]:
