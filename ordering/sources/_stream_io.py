@@ -7,42 +7,46 @@ Private helpers of :mod:`ordering.sources.stream`. Offsets are always positions 
 from __future__ import annotations
 
 import io
-import os
-import re
 import struct
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import Protocol
 
 from ordering.errors import StreamFormatError
+from ordering.sources._stream_codec import GZIP_MAGIC, XZ_MAGIC, fail, open_decompressed
+
+__all__ = ["CHUNK", "PREFETCH_LIMIT", "ByteReader", "Prefixed", "Source", "detect_compression",
+           "fail", "open_for_parse"]
 
 CHUNK = 1 << 20
-"""Bytes read from the underlying file at a time."""
+"""Bytes read from the underlying (decompressed) stream at a time."""
 
 PREFETCH_LIMIT = 16 << 20
-"""A compressed stream at most this long (decompressed) is read once, into memory."""
+"""A compressed stream at most this long (decompressed) is decompressed once, into memory."""
 
-XZ_MAGIC = b"\xfd7zXZ\x00"
-GZIP_MAGIC = b"\x1f\x8b"
 QEVM_MAGIC = b"QEVM"
 
-_JSON_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _BE16 = struct.Struct(">H")
 _BE32 = struct.Struct(">I")
 _BE64 = struct.Struct(">Q")
 
 
-def fail(path: str, offset: int, expected: str) -> StreamFormatError:
-    """Build the one error this reader raises: ``PATH: byte OFFSET: expected ...``."""
-    return StreamFormatError(f"{path}: byte {offset}", f"expected {expected}")
+class Source(Protocol):
+    """What :class:`ByteReader` reads from: a file, a decompressor or bytes in memory."""
+
+    def read(self, n: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
 
 
-def detect_compression(path: str) -> str:
-    """Return ``"xz"``, ``"gz"`` or ``"plain"`` from the file's first bytes (not its suffix)."""
+def detect_compression(path: str, name: str) -> str:
+    """Return ``"xz"``, ``"gz"`` or ``"plain"`` from the file's first bytes (not its suffix).
+
+    ``path`` is read; ``name`` is how errors name it.
+    """
     try:
         with open(path, "rb") as f:
             head = f.read(6)
     except OSError as exc:
-        raise fail(path, 0, f"a readable migration stream file ({exc.strerror})") from None
+        raise fail(name, 0, f"a readable migration stream file ({exc.strerror})") from None
     if head.startswith(XZ_MAGIC):
         return "xz"
     if head.startswith(GZIP_MAGIC):
@@ -50,31 +54,46 @@ def detect_compression(path: str) -> str:
     return "plain"
 
 
-def open_decompressed(path: str, kind: str) -> io.BufferedIOBase:
-    """Open ``path`` for reading its decompressed bytes (codecs imported only when needed)."""
-    if kind == "xz":
-        import lzma
+class Prefixed:
+    """Bytes already decompressed, then the rest of the same decompressor."""
 
-        return lzma.open(path, "rb")
-    if kind == "gz":
-        import gzip
+    def __init__(self, head: bytes, rest: Source) -> None:
+        self._head = io.BytesIO(head)
+        self._rest = rest
 
-        return gzip.open(path, "rb")
-    return open(path, "rb")
+    def read(self, n: int, /) -> bytes:
+        """Up to ``n`` bytes."""
+        return self._head.read(n) or self._rest.read(n)
+
+    def close(self) -> None:
+        """Close the decompressor."""
+        self._rest.close()
 
 
-def decompress_errors(kind: str) -> tuple[type[BaseException], ...]:
-    """Exceptions a read of a ``kind`` file raises on corrupt or truncated data."""
-    if kind == "xz":
-        import lzma
+def open_for_parse(path: str, kind: str, name: str) -> tuple[Source, bytes | None]:
+    """Open the stream for the parsing pass; also return all of it when it is small.
 
-        return (lzma.LZMAError, EOFError, OSError)
-    if kind == "gz":
-        import gzip
-        import zlib
-
-        return (gzip.BadGzipFile, zlib.error, EOFError, OSError)
-    return (OSError,)
+    A compressed stream is decompressed into memory up to :data:`PREFETCH_LIMIT` bytes: when it
+    ends within that, the whole stream comes back too (then the trailer is found in memory and
+    nothing is decompressed twice); otherwise parsing goes on from the same decompressor.
+    """
+    f = open_decompressed(path, kind, name)
+    if kind == "plain":
+        return f, None
+    parts: list[bytes] = []
+    kept = 0
+    try:
+        while kept <= PREFETCH_LIMIT:
+            data = f.read(CHUNK)
+            if not data:
+                whole = b"".join(parts)
+                return io.BytesIO(whole), whole
+            parts.append(data)
+            kept += len(data)
+    except BaseException:
+        f.close()
+        raise
+    return Prefixed(b"".join(parts), f), None
 
 
 class ByteReader:
@@ -84,15 +103,14 @@ class ByteReader:
     Every short read raises :class:`StreamFormatError` naming the offset and what was expected.
     """
 
-    def __init__(self, f: io.BufferedIOBase, path: str, kind: str, start: int = 0) -> None:
+    def __init__(self, f: Source, path: str, kind: str, start: int = 0) -> None:
         self._f = f
         self.path = path
         self._kind = kind
         self._buf = b""
         self._pos = 0
         self._base = start  # absolute offset of _buf[0]
-        self._seekable = kind == "plain"
-        self._errors = decompress_errors(kind)
+        self._seekable = isinstance(f, io.BufferedReader)
 
     @property
     def offset(self) -> int:
@@ -106,11 +124,9 @@ class ByteReader:
     def _raw_read(self, n: int) -> bytes:
         try:
             return self._f.read(n)
-        except self._errors as exc:
-            raise self.fail(
-                f"valid {self._kind} data (decompression failed: {exc})",
-                self._base + len(self._buf),
-            ) from None
+        except OSError as exc:
+            raise self.fail(f"a readable file ({exc.strerror or exc})",
+                            self._base + len(self._buf)) from None
 
     def _gather(self, n: int) -> int:
         """Move the unread bytes to the buffer's start and read until ``n`` are buffered or
@@ -208,6 +224,7 @@ class ByteReader:
         self._buf = b""
         self._pos = 0
         if self._seekable and rest > CHUNK:
+            assert isinstance(self._f, io.BufferedReader)
             end = self._f.seek(0, io.SEEK_END)
             if self._base + rest > end:
                 self._base = end
@@ -247,132 +264,3 @@ class ByteReader:
         return False
 
 
-class Trailer(NamedTuple):
-    """Where the VMDESCRIPTION trailer was found: offset of its 0x06 byte and its JSON bytes."""
-
-    offset: int
-    json: bytes
-    total: int
-    """Length of the whole decompressed stream."""
-
-
-class _TailScanner:
-    """Follow a stream from start to end, keeping only the bytes after the last 0x06.
-
-    JSON text never holds a raw 0x06, so the last 0x06 of a stream that ends with a vmdesc
-    trailer is the trailer's type byte. A candidate whose text holds a control byte, or runs
-    past its declared length, cannot be that trailer and is dropped at once, so memory stays
-    bounded by the real trailer's length.
-    """
-
-    def __init__(self) -> None:
-        self.total = 0
-        self.cand_at = -1
-        self.cand = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        i = data.rfind(b"\x06")
-        if i >= 0:
-            self.cand_at = self.total + i
-            self.cand = bytearray(data[i:])
-        elif self.cand_at >= 0:
-            self.cand += data
-        self.total += len(data)
-        if self.cand_at >= 0:
-            self._prune()
-
-    def _prune(self) -> None:
-        if len(self.cand) < 5:
-            return
-        (length,) = _BE32.unpack_from(self.cand, 1)
-        if len(self.cand) - 5 > length or _JSON_CONTROL.search(self.cand, 5):
-            self.cand_at = -1
-            self.cand = bytearray()
-
-    def result(self) -> Trailer | None:
-        if self.cand_at < 0 or len(self.cand) < 5:
-            return None
-        (length,) = _BE32.unpack_from(self.cand, 1)
-        if len(self.cand) - 5 != length:
-            return None
-        return Trailer(self.cand_at, bytes(self.cand[5:]), self.total)
-
-
-def _trailer_plain(path: str) -> Trailer | None:
-    """Find the trailer of a plain file by reading backwards from its end, a chunk at a time."""
-    with open(path, "rb") as f:
-        size = f.seek(0, io.SEEK_END)
-        end = size
-        while end > 0:
-            start = max(0, end - CHUNK)
-            f.seek(start)
-            chunk = f.read(end - start)
-            i = chunk.rfind(b"\x06")
-            if i >= 0:
-                at = start + i
-                f.seek(at)
-                head = f.read(5)
-                if len(head) < 5:
-                    return None
-                (length,) = _BE32.unpack_from(head, 1)
-                if at + 5 + length != size:
-                    return None
-                body = f.read(length)
-                if _JSON_CONTROL.search(body):
-                    return None
-                return Trailer(at, body, size)
-            end = start
-    return None
-
-
-def locate_trailer(
-    path: str, kind: str, opener: Callable[[], io.BufferedIOBase]
-) -> tuple[Trailer | None, bytes | None]:
-    """Find the vmdesc trailer; also return the whole stream if it was small enough to keep.
-
-    Plain files are read backwards from the end. A compressed stream is decompressed once
-    into memory when it is at most :data:`PREFETCH_LIMIT` bytes (then the caller parses that
-    copy: one decompression in all); a longer one is followed to its end by a scan that keeps
-    only the candidate trailer, and the caller decompresses it a second time to parse it.
-    """
-    if kind == "plain":
-        try:
-            return _trailer_plain(path), None
-        except OSError as exc:
-            raise fail(path, 0, f"a readable file ({exc.strerror})") from None
-    scanner = _TailScanner()
-    kept: list[bytes] | None = []
-    kept_len = 0
-    errors = decompress_errors(kind)
-    with opener() as f:
-        while True:
-            try:
-                data = f.read(CHUNK)
-            except errors:
-                # Reported by the parsing pass, at its offset, which reads the file again.
-                kept = None
-                break
-            if not data:
-                break
-            scanner.feed(data)
-            if kept is not None:
-                kept.append(data)
-                kept_len += len(data)
-                if kept_len > PREFETCH_LIMIT:
-                    kept = None
-    whole = b"".join(kept) if kept is not None else None
-    return scanner.result(), whole
-
-
-def opener_for(path: str, kind: str) -> Callable[[], io.BufferedIOBase]:
-    """A function opening ``path`` decompressed."""
-
-    def _open() -> io.BufferedIOBase:
-        return open_decompressed(path, kind)
-
-    return _open
-
-
-def fspath(path: str | os.PathLike[str]) -> str:
-    """``os.fspath`` restricted to text paths."""
-    return os.fspath(path)

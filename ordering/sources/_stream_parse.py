@@ -9,10 +9,11 @@ Private to :mod:`ordering.sources.stream`, which turns the pass's result into a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ordering.sources import _stream_vmdesc as vd
-from ordering.sources._stream_io import ByteReader, Trailer, fail
+from ordering.sources._stream_io import ByteReader, fail
 from ordering.sources._stream_model import (
     COMMAND_NAMES,
     ConfigSubsection,
@@ -21,6 +22,7 @@ from ordering.sources._stream_model import (
     SectionType,
 )
 from ordering.sources._stream_ram import RamWalker, page_size_of
+from ordering.sources._stream_trailer import TRAILER_LIMIT, Trailer
 
 QEMU_VM_FILE_MAGIC = 0x5145564D
 QEMU_VM_FILE_VERSION = 3
@@ -56,16 +58,20 @@ def _base_name(idstr: str) -> str:
 
 
 class Parser:
-    """One pass over the stream; state kept small (START index, vmdesc cursor, RAM walker)."""
+    """One pass over the stream; state kept small (START index, vmdesc cursor, RAM walker).
 
-    def __init__(self, r: ByteReader, trailer: Trailer | None) -> None:
+    The vmdesc trailer is looked for (``find_trailer``) only when something needs it: the
+    size of a FULL payload, the page size, a configuration subsection. A stream that goes wrong
+    before that fails at once, without a pass over its end.
+    """
+
+    def __init__(self, r: ByteReader, find_trailer: Callable[[], Trailer | None]) -> None:
         self.r = r
-        self.trailer = trailer
+        self._find_trailer: Callable[[], Trailer | None] | None = find_trailer
+        self.trailer: Trailer | None = None
         self.vmdesc: dict[str, Any] | None = None
         self.devices: list[dict[str, Any]] | None = None
         self.device_next = 0
-        if trailer is not None:
-            self._load_vmdesc(trailer)
         self.config: Configuration | None = None
         self.sections: list[RawSection] = []
         self.commands: list[tuple[int, str, int, int, int]] = []
@@ -73,6 +79,15 @@ class Parser:
         self.ram: RamWalker | None = None
 
     # -- vmdesc ---------------------------------------------------------------------------
+    def _need_vmdesc(self) -> None:
+        """Find and load the trailer, once."""
+        if self._find_trailer is None:
+            return
+        find, self._find_trailer = self._find_trailer, None
+        self.trailer = find()
+        if self.trailer is not None:
+            self._load_vmdesc(self.trailer)
+
     def _load_vmdesc(self, t: Trailer) -> None:
         path = self.r.path
         try:
@@ -116,11 +131,6 @@ class Parser:
         page_bits: int | None = None
         caps: list[str] = []
         uuid: str | None = None
-        vm_subs: dict[str, dict[str, Any]] = {}
-        if self.vmdesc is not None and isinstance(self.vmdesc.get("configuration"), dict):
-            for s in self.vmdesc["configuration"].get("subsections") or []:
-                if isinstance(s, dict) and isinstance(s.get("vmsd_name"), str):
-                    vm_subs[s["vmsd_name"]] = s
         while r.peek_u8() == SUBSECTION:
             sat = r.offset
             r.u8("subsection type")
@@ -140,7 +150,7 @@ class Parser:
             elif name == "configuration/uuid":
                 raw_uuid = r.take(16, "UUID (16 bytes)")
                 uuid = raw_uuid.hex()
-            elif name in vm_subs:
+            elif name in (vm_subs := self._config_subsections()):
                 try:
                     size = vd.vmsd_payload_size(vm_subs[name], f"vmdesc configuration {name}")
                 except vd.VmdescShapeError as exc:
@@ -153,6 +163,17 @@ class Parser:
                     sat,
                 )
         return Configuration(machine, tuple(subs), page_bits, tuple(caps), uuid)
+
+    def _config_subsections(self) -> dict[str, dict[str, Any]]:
+        """The vmdesc's configuration subsections by name (to size ones this reader does not
+        know)."""
+        self._need_vmdesc()
+        out: dict[str, dict[str, Any]] = {}
+        if self.vmdesc is not None and isinstance(self.vmdesc.get("configuration"), dict):
+            for s in self.vmdesc["configuration"].get("subsections") or []:
+                if isinstance(s, dict) and isinstance(s.get("vmsd_name"), str):
+                    out[s["vmsd_name"]] = s
+        return out
 
     # -- the section loop -----------------------------------------------------------------
     def sections_loop(self) -> int:
@@ -227,10 +248,12 @@ class Parser:
     def _full(self, sid: int, idstr: str, inst: int, ver: int, at: int) -> RawSection:
         r = self.r
         label = f"FULL section {sid} {idstr!r} instance {inst}"
+        self._need_vmdesc()
         if self.devices is None:
             raise r.fail(
                 "a vmdesc trailer (0x06, be32 length, JSON) ending the stream, to size the "
-                f"payload of {label} (none found: truncated stream or vmdesc not sent)",
+                f"payload of {label} (none found: truncated stream, vmdesc not sent, or a "
+                f"vmdesc longer than migorder's limit of {TRAILER_LIMIT} bytes)",
                 at,
             )
         if self.device_next >= len(self.devices):
@@ -265,11 +288,19 @@ class Parser:
         if self.ram is None:
             ignore_shared = (self.config is not None
                              and "x-ignore-shared" in self.config.capabilities)
-            self.ram = RamWalker(self.r, page_size_of(self.config, self.vmdesc), ignore_shared)
+            if self.config is None or self.config.target_page_bits is None:
+                self._need_vmdesc()
+            try:
+                page = page_size_of(self.config, self.vmdesc)
+            except vd.VmdescShapeError as exc:
+                at = self.trailer.offset + 5 if self.trailer is not None else sec.offset
+                raise self.r.fail(str(exc.args[0]), at) from None
+            self.ram = RamWalker(self.r, page, ignore_shared)
         return self.ram.section()
 
     # -- EOF and trailer --------------------------------------------------------------------
     def finish(self, eof_at: int) -> int | None:
+        """Check what follows EOF: nothing, or the vmdesc trailer to the end; its offset."""
         r = self.r
         if self.devices is not None and self.device_next != len(self.devices):
             dev = self.devices[self.device_next]
@@ -277,15 +308,24 @@ class Parser:
                          "the vmdesc before EOF", eof_at)
         at = r.offset
         if r.at_end():
-            if self.trailer is not None:
-                raise r.fail("the vmdesc trailer found at byte "
-                             f"{self.trailer.offset} right after EOF", at)
             return None
-        if self.trailer is None or self.trailer.offset != at:
-            b = r.u8("VMDESCRIPTION trailer")
+        b = r.u8("VMDESCRIPTION trailer")
+        if b != VMDESCRIPTION:
             raise r.fail(f"end of stream or a VMDESCRIPTION trailer (0x06, be32 length, JSON "
                          f"to the end) after EOF, found 0x{b:02x}", at)
-        r.skip(5 + len(self.trailer.json), "vmdesc trailer")
+        length = r.be32("length of the vmdesc JSON")
+        if length > TRAILER_LIMIT:
+            raise r.fail(f"a vmdesc of at most {TRAILER_LIMIT} bytes (migorder's limit), found "
+                         f"a length of {length}", at + 1)
+        if self.trailer is not None:
+            if self.trailer.offset != at:
+                raise r.fail(f"the vmdesc trailer found at byte {self.trailer.offset} right "
+                             "after EOF", at)
+            r.skip(length, "vmdesc JSON")
+        else:
+            body = r.take(length, "vmdesc JSON")
+            if r.at_end():
+                self._load_vmdesc(Trailer(at, body, r.offset))
         if not r.at_end():
             raise r.fail("end of stream after the vmdesc JSON")
         return at

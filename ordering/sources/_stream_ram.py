@@ -29,9 +29,18 @@ RAM_MULTIFD_FLUSH = 0x200
 
 _BE64 = struct.Struct(">Q")
 
+FAST_WINDOW = 4 << 20
+"""Bytes buffered for the fast path; a page larger than this is skipped a chunk at a time."""
+
 
 def page_size_of(config: Configuration | None, vmdesc: dict[str, Any] | None) -> int:
-    """Target page size: from the configuration's page bits, else the vmdesc, else 4096."""
+    """Target page size: from the configuration's page bits, else the vmdesc, else 4096.
+
+    Raises
+    ------
+    VmdescShapeError
+        The vmdesc's ``page_size`` is out of range (and the configuration has no page bits).
+    """
     if config is not None and config.target_page_bits is not None:
         return 1 << config.target_page_bits
     return vd.page_size(vmdesc) or 4096
@@ -78,8 +87,9 @@ class RamWalker:
         cont_zero = RAM_ZERO | RAM_CONTINUE
         cont_page = RAM_PAGE | RAM_CONTINUE
         longest = 8 + 1 + 255 + page
+        window = min(longest, FAST_WINDOW)
         while True:
-            buf, pos = r.window(longest)
+            buf, pos = r.window(window)
             end = len(buf) - longest
             block_len = self.block_len
             pages = zero = records = 0

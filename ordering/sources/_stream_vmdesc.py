@@ -121,17 +121,35 @@ def device_entries(vmdesc: Any) -> list[dict[str, Any]]:
     return out
 
 
+PAGE_SIZE_MAX = 1 << 30
+"""Largest target page size accepted (as the configuration's target page bits: 9 to 30)."""
+
+
 def page_size(vmdesc: Any) -> int | None:
-    """The vmdesc's ``page_size`` when it is a power of two, else None.
+    """The vmdesc's ``page_size`` (None when it has none).
+
+    Raises
+    ------
+    VmdescShapeError
+        A ``page_size`` that is not a power of two from 512 to :data:`PAGE_SIZE_MAX`.
 
     Examples
     --------
     >>> page_size({"page_size": 4096, "devices": []})
     4096
+    >>> page_size({"page_size": 1 << 40})
+    Traceback (most recent call last):
+    ...
+    ordering.sources._stream_vmdesc.VmdescShapeError: vmdesc page_size: a power of two from 512 to 1073741824, found 1099511627776
     """
-    if not isinstance(vmdesc, dict):
+    if not isinstance(vmdesc, dict) or "page_size" not in vmdesc:
         return None
-    v = vmdesc.get("page_size")
-    if isinstance(v, int) and not isinstance(v, bool) and v >= 512 and v & (v - 1) == 0:
+    v = vmdesc["page_size"]
+    if (isinstance(v, int) and not isinstance(v, bool) and 512 <= v <= PAGE_SIZE_MAX
+            and v & (v - 1) == 0):
         return v
-    return None
+    shown = repr(v)
+    if len(shown) > 200:
+        shown = shown[:200] + "..."
+    raise VmdescShapeError(f"vmdesc page_size: a power of two from 512 to {PAGE_SIZE_MAX}, "
+                           f"found {shown}")

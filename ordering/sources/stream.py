@@ -23,17 +23,10 @@ records), :mod:`~ordering.sources._stream_vmdesc` (FULL payload sizes) and
 
 from __future__ import annotations
 
-import io
 import os
 
-from ordering.sources._stream_io import (
-    ByteReader,
-    detect_compression,
-    fail,
-    locate_trailer,
-    open_decompressed,
-    opener_for,
-)
+from ordering.sources._stream_codec import local_file
+from ordering.sources._stream_io import ByteReader, detect_compression, open_for_parse
 from ordering.sources._stream_model import (
     COMMAND_NAMES,
     ConfigSubsection,
@@ -47,9 +40,17 @@ from ordering.sources._stream_model import (
     StreamSection,
 )
 from ordering.sources._stream_parse import Parser, RawSection
+from ordering.sources._stream_trailer import (
+    TRAILER_LIMIT,
+    Trailer,
+    trailer_by_scan,
+    trailer_in_memory,
+    trailer_of_plain,
+)
 
 __all__ = [
     "COMMAND_NAMES",
+    "TRAILER_LIMIT",
     "ConfigSubsection",
     "Configuration",
     "Phase",
@@ -117,15 +118,26 @@ def read_stream(path: str | os.PathLike[str]) -> Stream:
     >>> os.unlink(f.name)
     """
     p = os.fspath(path)
-    kind = detect_compression(p)
-    trailer, whole = locate_trailer(p, kind, opener_for(p, kind))
-    with _open_for_parse(p, kind, whole) as f:
-        reader = ByteReader(f, p, kind)
-        parser = Parser(reader, trailer)
-        version = parser.header()
-        eof_at = parser.sections_loop()
-        vmdesc_at = parser.finish(eof_at)
-        size = reader.offset
+    with local_file(p) as real:
+        kind = detect_compression(real, p)
+        f, whole = open_for_parse(real, kind, p)
+
+        def trailer() -> Trailer | None:
+            if whole is not None:
+                return trailer_in_memory(whole)
+            if kind == "plain":
+                return trailer_of_plain(real, p)
+            return trailer_by_scan(real, kind, p)
+
+        try:
+            reader = ByteReader(f, p, kind)
+            parser = Parser(reader, trailer)
+            version = parser.header()
+            eof_at = parser.sections_loop()
+            vmdesc_at = parser.finish(eof_at)
+            size = reader.offset
+        finally:
+            f.close()
     phases = _phases(parser.sections)
     sections = tuple(
         StreamSection(s.type, s.section_id, s.idstr, s.instance_id, s.version_id, ph, s.offset,
@@ -138,23 +150,3 @@ def read_stream(path: str | os.PathLike[str]) -> Stream:
     )
     return Stream(p, version, kind, size, parser.config, sections, commands,
                   parser.ram_summary(), eof_at, vmdesc_at, parser.vmdesc)
-
-
-class _Closing:
-    def __init__(self, f: io.BufferedIOBase) -> None:
-        self.f = f
-
-    def __enter__(self) -> io.BufferedIOBase:
-        return self.f
-
-    def __exit__(self, *exc: object) -> None:
-        self.f.close()
-
-
-def _open_for_parse(path: str, kind: str, whole: bytes | None) -> _Closing:
-    if whole is not None:
-        return _Closing(io.BytesIO(whole))
-    try:
-        return _Closing(open_decompressed(path, kind))
-    except OSError as exc:
-        raise fail(path, 0, f"a readable file ({exc.strerror})") from None
