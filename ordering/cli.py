@@ -29,6 +29,7 @@ COMMANDS = (
     "timeline",
     "history",
     "prove",
+    "verify",
     "info",
 )
 
