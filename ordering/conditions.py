@@ -247,11 +247,16 @@ CONDITIONS: dict[str, Callable[[Rule, _View], Iterable[RuleInstance]]] = {
 def rule_instances(rules: Iterable[Rule], reg: Registered) -> dict[str, list[RuleInstance]]:
     """Every live instance of every rule in the VM ``reg`` registered (by rule id).
 
-    A rule with an ``arch`` is live only on machines of that architecture.
+    A rule with an ``arch`` is live only on machines of that architecture. A rule naming a
+    kind the release does not know raises :class:`~ordering.errors.InvalidArgument`: it would
+    never be live, so never fail.
     """
+    from ordering.model.knowledge import validate_rule
+
     view = _View(reg)
     out: dict[str, list[RuleInstance]] = {}
     for rule in rules:
+        validate_rule(rule, reg.release.kinds)
         if rule.arch and rule.arch != view.arch:
             out[rule.id] = []
             continue

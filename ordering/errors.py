@@ -41,6 +41,12 @@ class UsageError(MigOrderError, ValueError):
     """A command line to migorder itself that does not make sense."""
 
 
+class InvalidArgument(MigOrderError, ValueError):
+    """An argument given through the library (a rule, a kind, a strategy's parameter) that
+    migorder cannot use: a rule side naming no known kind, an unknown condition, a taken id,
+    a device no generated VM can hold."""
+
+
 class QemuRefused(MigOrderError):
     """QEMU refused to do what was asked; the message is QEMU's own reason."""
 

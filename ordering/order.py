@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ordering._bulk import bulk
 from ordering.errors import ScenarioError
@@ -55,6 +56,18 @@ class LoadOrder:
     def full(self) -> tuple[LoadStep, ...]:
         """Only the FULL sections, in load order."""
         return tuple(s for s in self.steps if s.type is SectionType.FULL)
+
+    def __repr__(self) -> str:
+        """Short enough to read in a failing property test: release, VM and the FULL sections."""
+        labels = [s.section.label for s in self.full]
+        if len(labels) > 60:
+            labels = [*labels[:30], f"... {len(labels) - 50} more ...", *labels[-20:]]
+        full = ", ".join(labels)
+        return f"<LoadOrder of {self.vm.name!r} from a QEMU {self.release.name} source: {full}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """hypothesis's pretty printer (a falsifying example) uses the short repr too."""
+        p.text(repr(self))
 
     def position(self) -> dict[int, int]:
         """section_id → index of its FULL load (or its START/END when it has no FULL)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from ordering.errors import UnknownName
 from ordering.model.machine import DeviceType, MachineLayout, machine_type_version
@@ -123,6 +124,14 @@ class Release:
     assumes: tuple[str, ...] = ()
     """What this release borrows or could not read (a release file or a scanned tree): said
     under "Assumes" in every report. Empty for a bundled release."""
+
+    def __repr__(self) -> str:
+        """The release's name and where it was read (its model is too large to print)."""
+        return f"<Release {self.name} from {self.file or self.source}>"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """hypothesis's pretty printer (a falsifying example) uses the short repr too."""
+        p.text(repr(self))
 
     def priority_of(self, vmsd: str) -> PriorityLevel:
         """The priority a section registered with VMSD ``vmsd`` is sorted by in this release.

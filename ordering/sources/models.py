@@ -76,13 +76,16 @@ def read_knowledge(models_dir: Path) -> Knowledge:
 _CONSEQUENCES = tuple(c.value for c in Consequence)
 
 
-def read_kinds(path: Path) -> dict[str, Kind]:
-    """``kinds.toml``: ``[kind.NAME]`` tables with ``vmsds`` and ``devices``."""
+def read_kinds(path: Path, *, also: frozenset[str] = frozenset(), required: bool = True) -> dict[str, Kind]:
+    """``kinds.toml``: ``[kind.NAME]`` tables with ``vmsds`` and ``devices``.
+
+    ``also``: other top-level keys the file may hold (a user's rule file holds ``rule``).
+    """
     doc = TomlDoc.read(path)
     top = root(doc)
-    top.reject_unknown({"kind"})
+    top.reject_unknown({"kind", *also})
     kinds: dict[str, Kind] = {}
-    table = top.table("kind", required=True)
+    table = top.table("kind", required=required)
     for name in table.names():
         t = table.table(name)
         t.reject_unknown({"description", "vmsds", "devices"})
@@ -98,13 +101,16 @@ _RULE_KEYS = frozenset(
 )
 
 
-def read_rules(path: Path, kinds: dict[str, Kind]) -> tuple[Rule, ...]:
-    """``rules.toml``: ``[[rule]]`` entries whose selectors name kinds."""
+def read_rules(path: Path, kinds: dict[str, Kind], *, also: frozenset[str] = frozenset()) -> tuple[Rule, ...]:
+    """``rules.toml``: ``[[rule]]`` entries whose selectors name kinds.
+
+    ``also``: other top-level keys the file may hold (a user's rule file holds ``kind``).
+    """
     from ordering.conditions import CONDITIONS, SELECTORS
 
     doc = TomlDoc.read(path)
     top = root(doc)
-    top.reject_unknown({"rule"})
+    top.reject_unknown({"rule", *also})
     rules: list[Rule] = []
     seen: set[str] = set()
     for t in top.tables("rule", required=True):
