@@ -30,6 +30,7 @@ COMMANDS = (
     "history",
     "prove",
     "verify",
+    "fleet",
     "info",
 )
 

@@ -24,6 +24,7 @@ def destination_lines(c: Crossing) -> list[str]:
     rules not live there, its own blockers."""
     src, dst = c.source.name, c.destination.name
     lines = ["", f"DESTINATION QEMU {dst} (the source {src} decided the order above):"]
+    lines.extend(f"  note: {n}" for n in c.notes)
     if c.refused_command_line:
         lines.append(f"  REFUSES the VM: QEMU {dst} does not start it: {c.refused_command_line}")
         lines.append("  (nothing below was checked on the destination)")
@@ -79,6 +80,7 @@ def destination_dict(c: Crossing) -> dict[str, Any]:
             for r in c.refusals
         ],
         "version_ids": c.versions,
+        "notes": list(c.notes),
         "blockers": [
             {
                 "device": b.blocker.device,

@@ -11,7 +11,7 @@ which side decided it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from ordering.check import Blocker, CheckResult, blockers, check
@@ -83,6 +83,8 @@ class Crossing:
     blockers: tuple[SidedBlocker, ...]
     versions: str
     """Whether version_id windows could be checked (``unknown`` with why, when not)."""
+    notes: tuple[str, ...] = ()
+    """How the destination's command line differs from the source's."""
 
     @property
     def same_release(self) -> bool:
@@ -158,15 +160,23 @@ def cross(knowledge: Knowledge, source: Release, destination: Release, vm: Vm) -
         return Crossing(source, destination, result, sides, "", (), sided, versions)
     refused = machine_refusal(destination, result.order.machine_type)
     dest_order: LoadOrder | None = None
+    notes: tuple[str, ...] = ()
+    if vm.removed_options and not destination.features.no_hpet_no_acpi_flags:
+        # The management layer starts the destination with the machine options these flags
+        # stand for (libvirt writes -machine hpet=off/acpi=off for QEMU 9.0 and later).
+        notes = tuple(f"the destination is started with the -machine option {o} stands for ({o} is gone in {destination.name})" for o in vm.removed_options)
+        dest_vm = replace(vm, removed_options=())
+    else:
+        dest_vm = vm
     if not refused:
         try:
-            dest_order = derive(destination, vm)
+            dest_order = derive(destination, dest_vm)
         except MigOrderError as exc:
             refused = reason(exc)
     if dest_order is None:
         sides = tuple(Side.SOURCE for _ in result.verdicts)
         sided = tuple(SidedBlocker(b, Side.SOURCE) for b in result.blockers)
-        return Crossing(source, destination, result, sides, refused, (), sided, versions)
+        return Crossing(source, destination, result, sides, refused, (), sided, versions, notes)
     verdicts, sides = _live_on(result, dest_order, knowledge)
     return Crossing(
         source,
@@ -186,6 +196,7 @@ def cross(knowledge: Knowledge, source: Release, destination: Release, vm: Vm) -
         _refusals(result.order, dest_order),
         _sided_blockers(result.blockers, tuple(blockers(dest_order))),
         versions,
+        notes,
     )
 
 
