@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from ordering.errors import MigOrderError, UnknownName
+from ordering.errors import MigOrderError
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import version_tuple
 from ordering.model.release import Release
@@ -165,7 +165,7 @@ def judge_direction(
         crossing = cross(knowledge, source, destination, vm)
     except MigOrderError as exc:
         why = reason(exc)
-        if "refuses it" in why and not isinstance(exc, UnknownName):
+        if " refuses " in why:
             return (Finding(FindingKind.REFUSAL, why if f"QEMU {source.name}" in why else f"QEMU {source.name}: {why}",
                             f"QEMU {source.name} would not start this VM", f"refused by QEMU {source.name}: {why}",
                             direction, Side.SOURCE.value),)
