@@ -4,6 +4,7 @@ rules are live; the report says which side decided each verdict."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,3 +91,14 @@ def test_order_and_simulate_take_from_and_to(capsys: pytest.CaptureFixture[str])
     # --source-qemu stays an alias of --from
     code, data = run_json(capsys, "simulate", "hazard-posted-remapped", "--source-qemu", "10.1", "--to", "10.2", "--json")
     assert data["source_release"] == "10.1"
+
+
+def test_from_and_to_take_a_release_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from ordering.sources.models import load_knowledge
+
+    release = tmp_path / "my-10.0.toml"
+    release.write_text((load_knowledge().root / "releases" / "10.0.toml").read_text())
+    code, data = run_json(capsys, "check", "--from", str(release), "--to", "7.2", "--json", "--", *VFIO_VM)
+    assert code == 1
+    assert (data["from"], data["to"]) == ("10.0", "7.2")
+    assert [r["section"] for r in data["destination"]["refused_sections"]] == ["0000:00:02.0/vfio"]

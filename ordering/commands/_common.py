@@ -111,10 +111,19 @@ def add_release_arguments(parser: argparse.ArgumentParser, *aliases: str) -> Non
 
 def resolve_releases(args: argparse.Namespace, k: Knowledge) -> tuple[Release, Release]:
     """``(source, destination)`` from ``--from``/``--to``: each defaults to ``--qemu``, then to
-    the other one (one release given is both sides), then to the newest bundled release."""
+    the other one (one release given is both sides), then to the newest bundled release.
+    ``--from``/``--to`` also take a release file written by ``migorder scan --out``."""
     both = getattr(args, "qemu", None)
     given_from = getattr(args, "from_release", None)
     given_to = getattr(args, "to_release", None)
     source = given_from or both or given_to
     destination = given_to or both or given_from
-    return k.release(source), k.release(destination)
+    return _release(k, source), _release(k, destination)
+
+
+def _release(k: Knowledge, name: str | None) -> Release:
+    if name and name not in k.releases and Path(name).is_file():
+        from ordering.sources.release_file import read_release_file
+
+        return read_release_file(Path(name), k)
+    return k.release(name)
