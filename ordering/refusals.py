@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
     DeviceType,
     MachineLayout,
     condition_holds,
+    is_off,
     is_on,
     machine_type_version,
     version_tuple,
@@ -86,10 +87,14 @@ def refuse(release: Release, vm: Vm) -> Accepted:
         **machine_options(vm, layout, release),
         "vm.audiodevs": str(len(vm.audiodevs)),
         **{f"migration.{k}": v for k, v in vm.migration.items()},
-        "vm.firmware": "on" if vm.firmware else "off",
+        # firmware: -bios, or a flash unit 0 (hw/arm/virt.c virt_firmware_init: firmware is
+        # loaded when pflash0 has a drive; captured on 7.2, 10.0 and 11.1: pflash0= gives virt
+        # the same sections as -bios)
+        "vm.firmware": "on" if vm.firmware or vm.pflash_units() else "off",
     }
     check_drives(vm, layout)
     check_ids(vm)
+    vm = canonical_devices(release, vm)
     devices = vm.devices_for.get(release.name, vm.devices)
     for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
         check_device(release, layout, vm, spec)
@@ -164,6 +169,14 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
                 f"QEMU {release.name} refuses it: '{flag}: invalid option' (removed in 9.0; "
                 f"use -machine {flag.removeprefix('-no-')}=off)",
             )
+    if layout.name == "virt" and is_on(vm.machine_options.get("ras", "")) and not (vm.firmware or vm.pflash_units()) and not is_off(vm.machine_options.get("acpi", "")):
+        # captured on 7.2, 10.0 and 11.1: without firmware virt has no ACPI GED for RAS
+        raise ScenarioError(
+            where,
+            f"-machine {layout.name},ras=on: QEMU {release.name} aborts at start "
+            "(\"virt_acpi_setup: Assertion `vms->acpi_dev' failed\": no firmware, so no ACPI GED); "
+            "give firmware (pflash0= or -bios) or acpi=off",
+        )
     known = layout.modelled_options | layout.inert_options | ANY_MACHINE_OPTIONS
     for key in vm.machine_options:
         if key not in known:
@@ -286,3 +299,25 @@ def check_arch(vm: Vm, layout: MachineLayout, release: Release) -> None:
         else f"migorder models qemu-system-x86_64 and qemu-system-aarch64, not qemu-system-{target}"
     )
     raise ScenarioError(vm.source or vm.name, f"{release.unsupported_machine(name)} ({why})")
+
+
+def canonical_devices(release: Release, vm: Vm) -> Vm:
+    """``vm`` with every -device and device_add type named as QEMU resolves it: an alias
+    (``virtio-iommu``, ``virtio-net``) becomes its type (``Release.device_aliases``)."""
+    aliases = release.device_aliases
+    if not aliases:
+        return vm
+
+    def fix(spec: DeviceSpec) -> DeviceSpec:
+        target = aliases.get(spec.driver)
+        return replace(spec, driver=target) if target else spec
+
+    given = (*vm.devices, *(h.device for h in vm.hotplug if h.device), *(d for ds in vm.devices_for.values() for d in ds))
+    if not any(d.driver in aliases for d in given):
+        return vm
+    return replace(
+        vm,
+        devices=tuple(fix(d) for d in vm.devices),
+        devices_for={r: tuple(fix(d) for d in specs) for r, specs in vm.devices_for.items()},
+        hotplug=tuple(replace(h, device=fix(h.device)) if h.device else h for h in vm.hotplug),
+    )

@@ -69,6 +69,9 @@ class _Bus:
     bridges: tuple[str, ...]
     first_slot: int
     used: set[int] = field(default_factory=set)
+    functions: set[tuple[int, int]] = field(default_factory=set)
+    """PCI: (slot, function) pairs taken (a function may be filled before function 0, as
+    libvirt places an EHCI at 04.7 before its UHCI companions at 04.0-04.2)."""
     children: list[str] = field(default_factory=list)
     """qdev ids of the devices on it, in plug order."""
     free_ports: list[tuple[str, frozenset[str]]] = field(default_factory=list)
@@ -159,6 +162,8 @@ class Placer:
         exposes only slot 0 behind an upstream port, and a function 0 there hides the rest)."""
         self.slot0_refused: dict[str, str] = {}
         """Bridge device types whose bus refuses slot 0 on this machine → QEMU's words."""
+        self._expander = ""
+        """The type of the newest PCI expander (its root bus is QEMU's default PCI bus)."""
         self.auto_plugged: list[PlacedDevice] = []
         """Devices QEMU plugged on its own (a USB hub) while placing the last device."""
 
@@ -185,12 +190,13 @@ class Placer:
         if dtype.bus == "pci":
             bus = self._pci_bus(spec)
             bus_name = bus.name
+            self._check_expander_bus(spec, dtype, bus)
             if spec.addr:
                 # A PCIe port's bus takes any slot: 7.2 says nothing, 10.0+ only warn ("PCI: slot N
                 # is not valid for DEV, parent device only allows plugging into slot 0") for PCIe
                 # devices (captured: e1000 at 05.0 and e1000e at 03.0 behind one root port).
                 slot, function = parse_addr(spec.addr, spec.origin)
-                if slot in bus.used and function == 0:
+                if (slot, function) in bus.functions or (function == 0 and slot in bus.used and not any(s == slot for s, _ in bus.functions)):
                     raise ScenarioError(
                         spec.origin,
                         f"-device {spec.driver}: slot {slot:#04x} on bus {bus.name} is in use "
@@ -210,10 +216,14 @@ class Placer:
             if refusal:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{refusal}'")
             bus.used.add(slot)
+            bus.functions.add((slot, function))
             if function == 0:
                 bus.slot_drivers[slot] = spec.driver
             path = f"{bus.path}:{slot:02x}.{function}"
             bridges = bus.bridges
+            if dtype.expander:
+                path = _expander_path(spec, dtype, path)
+                self._expander = dtype.name
         elif dtype.bus in _CHILD_BUS:
             child = self._child_bus(spec, dtype)
             bus_name = child.name
@@ -228,7 +238,9 @@ class Placer:
             bus_name = spec.bus
         if path and dtype.bus == "pci":
             self._buses[bus_name].children.append(qdev_id)
-        if dtype.child_bus:
+        if dtype.child_bus == "usb" and spec.props.get("masterbus"):
+            self._companion(spec, dtype)
+        elif dtype.child_bus:
             if not path:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: a controller needs a PCI bus")
             self._new_child_bus(spec, dtype, qdev_id, path, bridges)
@@ -255,6 +267,7 @@ class Placer:
         if bus is not None:
             if placed.slot is not None:
                 bus.used.discard(placed.slot)
+                bus.functions.discard((placed.slot, placed.function or 0))
                 bus.slot_drivers.pop(placed.slot, None)
             if qdev_id in bus.children:
                 bus.children.remove(qdev_id)
@@ -278,6 +291,17 @@ class Placer:
                 f"{known}. A bus exists only after the -device that brings it.",
             )
         return bus
+
+    def _check_expander_bus(self, spec: DeviceSpec, dtype: DeviceType, bus: _Bus) -> None:
+        """A PCI expander's root bus takes only bridges, and once an expander exists QEMU's
+        default bus for a device without ``bus=`` is that root bus (captured on 7.2, 10.0,
+        11.1: "PCI: Only PCI/PCIe bridges can be plugged into pxb-pcie", and "... into pxb" for
+        an id-less virtio-balloon after a pxb)."""
+        expander = self._expander if not spec.bus else (bus.owner_driver if bus.owner_driver == "pxb-pcie" else "")
+        if expander and dtype.kind != "pci-bridge":
+            raise ScenarioError(
+                spec.origin, f"-device {spec.driver}: QEMU refuses it: 'PCI: Only PCI/PCIe bridges can be plugged into {expander}'"
+            )
 
     def _free_slot(self, bus: _Bus, spec: DeviceSpec) -> int:
         # captured: a second and third device on one root port go to 01.0 and 02.0
@@ -309,6 +333,25 @@ class Placer:
                 bus.port_speeds.update(bus.free_ports)
             self._buses[name] = bus
             self._provided.setdefault(qdev_id, []).append(name)
+
+    def _companion(self, spec: DeviceSpec, dtype: DeviceType) -> None:
+        """A UHCI given ``masterbus=`` brings no bus of its own: its ports, from ``firstport``
+        on, serve low and full speed on the EHCI's bus (hw/usb/hcd-uhci.c usb_uhci_common_realize:
+        usb_register_companion; captured: the EHCI must come first, else "USB bus 'usb.0' not
+        found", on 7.2, 10.0 and 11.1)."""
+        master = self._buses.get(spec.props["masterbus"])
+        if master is None or master.kind != "usb":
+            raise ScenarioError(
+                spec.origin, f"-device {spec.driver}: QEMU refuses it: \"USB bus '{spec.props['masterbus']}' not found\""
+            )
+        first = _int_prop(spec, "firstport") or 0
+        count = max((g.count for g in dtype.usb_ports), default=0)
+        extra = frozenset(sp for g in dtype.usb_ports for sp in g.speeds)
+        for n in range(first + 1, first + count + 1):
+            port = str(n)
+            if port in master.port_speeds:
+                master.port_speeds[port] = master.port_speeds[port] | extra
+        master.free_ports = [(p, master.port_speeds.get(p, sp)) for p, sp in master.free_ports]
 
     def check_hotplug(self, bus_name: str, origin: str) -> None:
         """device_add onto, or device_del from, ``bus_name``: refused where QEMU has no hotplug
@@ -404,6 +447,20 @@ class Placer:
         ports = _ports(dtype, spec, f"{port}.")
         bus.free_ports.extend(ports)
         bus.port_speeds.update(ports)
+
+
+def _expander_path(spec: DeviceSpec, dtype: DeviceType, path: str) -> str:
+    """The qdev path of the bus a PCI expander bridge provides: its own path with the root
+    bus number replaced by ``bus_nr`` (pcibus_get_dev_path: the expander bus is a root bus whose
+    path is its number, and the walk up still counts the expander's slot), and for a legacy
+    ``pxb`` the internal pci-bridge at slot 0 (captured on 7.2, 10.0, 11.1:
+    ``0000:64:02.0:00.0/pci_bridge``, ``0000:64:01.0:00.0/pcie-root-port``)."""
+    number = _int_prop(spec, "bus_nr") or 0
+    if not 0 < number < 256:
+        raise ScenarioError(spec.origin, f"-device {spec.driver}: bus_nr={number}: expected 1..255")
+    domain, _, rest = path.partition(":")
+    bus_path = f"{domain}:{number:02x}{rest[2:]}"
+    return f"{bus_path}:00.0" if dtype.expander == "pci" else bus_path
 
 
 def _ports(dtype: DeviceType, spec: DeviceSpec, prefix: str) -> list[tuple[str, frozenset[str]]]:

@@ -108,3 +108,93 @@ def test_machine_types_up_to_2_7_send_no_pcspk() -> None:
 def test_an_unknown_machine_option_is_still_refused() -> None:
     with pytest.raises(ScenarioError, match="does not know whether this option"):
         derive(K.release("10.0"), parse_command_line("-nodefaults -machine q35,frobnicate=on"))
+
+
+# ---- devices libvirt writes (captured: tests/data/captured/*-lv-dev-*.order.json) ----------
+
+
+def _idstrs(release: str, line: str) -> list[str]:
+    return [i for _, i, _ in _order(release, line)]
+
+
+@pytest.mark.parametrize(
+    "devices",
+    [
+        "-m 128,slots=2,maxmem=1G -object memory-backend-ram,id=m1,size=128M -device pc-dimm,memdev=m1",
+        "-m 128,slots=2,maxmem=1G -object memory-backend-ram,id=m1,size=128M -device nvdimm,memdev=m1",
+        "-blockdev node-name=f0 -device floppy,unit=0,drive=f0",
+    ],
+)
+def test_devices_without_a_section_change_no_section_id(devices: str) -> None:
+    plain = _order("10.0", "-nodefaults -machine q35")
+    assert _order("10.0", f"-nodefaults -machine q35 {devices}") == plain
+
+
+def test_virtio_pmem_takes_a_slot_but_no_section() -> None:
+    line = "-nodefaults -machine q35 -device virtio-pmem-pci,memdev=m1 -device e1000e"
+    assert "0000:00:02.0/e1000e" in _idstrs("10.0", line)
+    assert not any("pmem" in i for i in _idstrs("10.0", line))
+
+
+def test_qemus_type_aliases_resolve_as_qemu_resolves_them() -> None:
+    assert _order("10.0", "-nodefaults -machine q35 -device virtio-iommu") == _order(
+        "10.0", "-nodefaults -machine q35 -device virtio-iommu-pci"
+    )
+    assert "0000:00:01.0/virtio-net" in _idstrs("7.2", "-nodefaults -machine q35 -device virtio-net")
+    # a name migorder knows as a type stays that type
+    assert "0000:00:01.0/ich9_ahci" in _idstrs("10.0", "-nodefaults -machine q35 -device ahci")
+
+
+ICH9_USB2 = (
+    "-device ich9-usb-ehci1,id=usb,bus=pcie.0,addr=0x4.0x7 "
+    "-device ich9-usb-uhci1,masterbus=usb.0,firstport=0,bus=pcie.0,multifunction=on,addr=0x4 "
+    "-device ich9-usb-uhci2,masterbus=usb.0,firstport=2,bus=pcie.0,addr=0x4.0x1 "
+    "-device ich9-usb-uhci3,masterbus=usb.0,firstport=4,bus=pcie.0,addr=0x4.0x2"
+)
+
+
+def test_libvirts_ich9_usb2_layout_is_taken_and_its_reverse_refused() -> None:
+    names = _idstrs("10.0", f"-nodefaults -machine q35 {ICH9_USB2} -device usb-tablet,bus=usb.0 -device usb-kbd,bus=usb.0")
+    at = names.index("0000:00:04.7/ehci")
+    assert names[at : at + 4] == ["0000:00:04.7/ehci", "0000:00:04.0/uhci", "0000:00:04.1/uhci", "0000:00:04.2/uhci"]
+    assert "0000:00:04.7/1/usb-ptr" in names and "0000:00:04.7/2/usb-kbd" in names
+    reverse = "-device ich9-usb-uhci1,masterbus=usb.0,firstport=0,addr=0x4,multifunction=on -device ich9-usb-ehci1,id=usb,addr=0x4.0x7"
+    assert "\"USB bus 'usb.0' not found\"" in _refusal("10.0", f"-nodefaults -machine q35 {reverse}")
+    # a function already taken is still refused
+    assert "not available" in _refusal("10.0", "-nodefaults -machine q35 -device e1000e,addr=0x4 -device e1000e,addr=0x4")
+
+
+def test_pci_expanders_bring_a_root_bus_numbered_bus_nr() -> None:
+    pxb = _idstrs("10.0", "-nodefaults -machine pc -device pxb,bus_nr=100,id=pci.1,numa_node=0 -device e1000,bus=pci.1")
+    assert "0000:64:02.0:00.0/pci_bridge" in pxb
+    assert "0000:64:02.0:00.0:00.0/e1000" in pxb
+    pcie = _idstrs(
+        "11.1",
+        "-nodefaults -machine q35 -device pxb-pcie,bus_nr=254,id=pci.1,numa_node=0,bus=pcie.0,addr=0x4 "
+        "-device pcie-root-port,id=pci.2,bus=pci.1,chassis=2 -device e1000e,bus=pci.2",
+    )
+    assert "0000:fe:04.0:00.0/pcie-root-port" in pcie and "0000:fe:04.0:00.0:00.0/e1000e" in pcie
+
+
+def test_usb_audio_blocks_migration_in_qemus_words() -> None:
+    from ordering.check import blockers
+
+    line = "-nodefaults -machine q35 -audiodev none,id=a0 -device qemu-xhci,id=usb -device usb-audio,audiodev=a0,bus=usb.0"
+    order = derive(K.release("10.0"), parse_command_line(line))
+    assert [b.message for b in blockers(order)] == ["State blocked by non-migratable device '0000:00:01.0/1/usb-audio'"]
+
+
+def test_amd_iommu_with_its_pci_function_migrates_on_11_1_only() -> None:
+    from ordering.check import blockers
+
+    line = "-nodefaults -machine q35 -device AMDVI-PCI,id=iommu0,addr=0x1 -device amd-iommu,pci-id=iommu0,intremap=on"
+    order = derive(K.release("11.1"), parse_command_line(line))
+    assert "amd-iommu" in [s.section.idstr for s in order.full] and not blockers(order)
+    assert "Property 'amd-iommu.pci-id' not found" in _refusal("10.0", line)
+
+
+@pytest.mark.parametrize(("device", "idstr"), [("vhost-vsock-pci,guest-cid=3", "0000:00:01.0/virtio-vhost_vsock"), ("tpm-tis,tpmdev=t0", "tpm-tis"), ("tpm-crb,tpmdev=t0", "tpm-crb")])
+def test_devices_not_captured_here_say_so(device: str, idstr: str) -> None:
+    assert idstr in _idstrs("10.0", f"-nodefaults -machine q35 -tpmdev emulator,id=t0,chardev=c0 -device {device}")
+    dtype = K.release("10.0").device(device.split(",")[0])
+    assert dtype.source.startswith("inferred: not captured")

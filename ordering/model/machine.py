@@ -255,6 +255,9 @@ class DeviceType:
     limit: int = 0
     """QEMU refuses the device when this many sections of its first VMSD already exist."""
     limit_refusal: str = ""
+    expander: str = ""
+    """``pci`` | ``pcie``: a PCI expander bridge (pxb, pxb-pcie): the bus it provides is a new
+    root bus numbered ``bus_nr`` (a legacy pxb's devices sit behind its internal bridge)."""
     """QEMU's words for that refusal."""
 
 

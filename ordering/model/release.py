@@ -121,6 +121,9 @@ class Release:
     """Device type → the properties ``-device TYPE,help`` lists on this release's binary
     (``models/properties/<release>.toml``); empty when no binary was read."""
     device_properties_source: str = ""
+    device_aliases: Mapping[str, str] = field(default_factory=dict)
+    """QEMU's -device type aliases (``virtio-iommu`` → ``virtio-iommu-pci``;
+    ``models/aliases.toml``, read from qdev-monitor.c qdev_alias_table)."""
     assumes: tuple[str, ...] = ()
     """What this release borrows or could not read (a release file or a scanned tree): said
     under "Assumes" in every report. Empty for a bundled release."""
@@ -194,7 +197,7 @@ class Release:
     def device(self, driver: str) -> DeviceType:
         """The device type ``driver`` (a ``-device`` name)."""
         try:
-            return self.devices[driver]
+            return self.devices[self.device_aliases.get(driver, driver)]
         except KeyError:
             raise UnknownName(
                 f"unknown device type {driver!r}: migorder knows "

@@ -19,11 +19,15 @@ _IGNORED_WITH_ARG = frozenset(
     {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
-     "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty"}
+     "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty",
+     # a TPM backend (the -device tpm-* front end registers its state); a SPICE server;
+     # guest RAM from a path (captured: -full-screen and -mem-prealloc register nothing on 7.2,
+     # 10.0, 11.1; -spice on 7.2, whose Debian package has the SPICE module)
+     "-tpmdev", "-spice", "-mem-path"}
 )
 _IGNORED_FLAGS = frozenset(
     {"-nodefaults", "-S", "-no-user-config", "-nographic", "-daemonize", "-no-reboot",
-     "-no-shutdown", "-snapshot", "-only-migratable"}
+     "-no-shutdown", "-snapshot", "-only-migratable", "-full-screen", "-mem-prealloc", "-enable-fips"}
 )
 # Flags QEMU 7.2 still took as machine properties; removed in 9.0 (docs/about/removed-features.rst).
 _REMOVED_FLAGS = {"-no-hpet": ("hpet", "off"), "-no-acpi": ("acpi", "off")}

@@ -203,7 +203,7 @@ _DEVICE_KEYS = frozenset(
      "slot0_refused_text", "unmigratable", "machines",
      # child buses (USB, SCSI, HDA) and audio
      "child_bus", "child_buses", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev",
-     "limit"}
+     "limit", "expander"}
 # `machines` and `refused_on_pc` are read: a device QEMU refuses on other machines is refused.
 )
 
@@ -233,6 +233,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             refusal=t.text("refused_on_pc", ""),
             slot0_refused_on=t.texts("slot0_refused_on", ()),
             slot0_refused_text=t.text("slot0_refused_text", ""),
+            expander=t.text("expander", "", choices=("", "pci", "pcie")),
             **_limit_keys(t),
             **_child_bus_keys(t),
         )
@@ -454,6 +455,7 @@ def read_release(
         layout = read_machine(mpath)
         machines[layout.name] = layout
     properties, properties_source = read_properties(machines_dir.parent / "properties" / f"{name}.toml")
+    aliases = read_aliases(machines_dir.parent / "aliases.toml", devices)
     return Release(
         name=name,
         version=(version[0], version[1]),
@@ -470,7 +472,27 @@ def read_release(
         file=str(path),
         device_properties=properties,
         device_properties_source=properties_source,
+        device_aliases=aliases,
     )
+
+
+@cache
+def _alias_table(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    doc = TomlDoc.read(path)
+    top = root(doc)
+    top.reject_unknown({"source", "alias"})
+    top.text("source")
+    table = top.table("alias", required=True)
+    return {name: table.text(name) for name in table.names()}
+
+
+def read_aliases(path: Path, devices: dict[str, DeviceType]) -> dict[str, str]:
+    """``aliases.toml``: QEMU's -device type aliases whose target migorder models. A name that
+    is itself a device type here stays that type (QEMU uses an alias only when no type has the
+    name: qdev_get_device_class)."""
+    return {a: t for a, t in _alias_table(path).items() if a not in devices and t in devices}
 
 
 def read_properties(path: Path) -> tuple[dict[str, frozenset[str]], str]:
