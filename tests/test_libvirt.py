@@ -157,7 +157,8 @@ def test_libvirts_ich9_usb2_layout_is_taken_and_its_reverse_refused() -> None:
     names = _idstrs("10.0", f"-nodefaults -machine q35 {ICH9_USB2} -device usb-tablet,bus=usb.0 -device usb-kbd,bus=usb.0")
     at = names.index("0000:00:04.7/ehci")
     assert names[at : at + 4] == ["0000:00:04.7/ehci", "0000:00:04.0/uhci", "0000:00:04.1/uhci", "0000:00:04.2/uhci"]
-    assert "0000:00:04.7/1/usb-ptr" in names and "0000:00:04.7/2/usb-kbd" in names
+    assert "0000:00:04.7/1/usb-ptr" in names
+    assert "0000:00:04.7/2/usb-kbd" in names
     reverse = "-device ich9-usb-uhci1,masterbus=usb.0,firstport=0,addr=0x4,multifunction=on -device ich9-usb-ehci1,id=usb,addr=0x4.0x7"
     assert "\"USB bus 'usb.0' not found\"" in _refusal("10.0", f"-nodefaults -machine q35 {reverse}")
     # a function already taken is still refused
@@ -173,7 +174,8 @@ def test_pci_expanders_bring_a_root_bus_numbered_bus_nr() -> None:
         "-nodefaults -machine q35 -device pxb-pcie,bus_nr=254,id=pci.1,numa_node=0,bus=pcie.0,addr=0x4 "
         "-device pcie-root-port,id=pci.2,bus=pci.1,chassis=2 -device e1000e,bus=pci.2",
     )
-    assert "0000:fe:04.0:00.0/pcie-root-port" in pcie and "0000:fe:04.0:00.0:00.0/e1000e" in pcie
+    assert "0000:fe:04.0:00.0/pcie-root-port" in pcie
+    assert "0000:fe:04.0:00.0:00.0/e1000e" in pcie
 
 
 def test_usb_audio_blocks_migration_in_qemus_words() -> None:
@@ -189,7 +191,8 @@ def test_amd_iommu_with_its_pci_function_migrates_on_11_1_only() -> None:
 
     line = "-nodefaults -machine q35 -device AMDVI-PCI,id=iommu0,addr=0x1 -device amd-iommu,pci-id=iommu0,intremap=on"
     order = derive(K.release("11.1"), parse_command_line(line))
-    assert "amd-iommu" in [s.section.idstr for s in order.full] and not blockers(order)
+    assert "amd-iommu" in [s.section.idstr for s in order.full]
+    assert not blockers(order)
     assert "Property 'amd-iommu.pci-id' not found" in _refusal("10.0", line)
 
 
