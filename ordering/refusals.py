@@ -96,6 +96,7 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     check_ids(vm)
     vm = canonical_devices(release, vm)
     devices = vm.devices_for.get(release.name, vm.devices)
+    check_pci_id_links(devices)
     for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
         check_device(release, layout, vm, spec)
     present = set(range(vm.topology.cpus))
@@ -321,3 +322,15 @@ def canonical_devices(release: Release, vm: Vm) -> Vm:
         devices_for={r: tuple(fix(d) for d in specs) for r, specs in vm.devices_for.items()},
         hotplug=tuple(replace(h, device=fix(h.device)) if h.device else h for h in vm.hotplug),
     )
+
+
+def check_pci_id_links(devices: Sequence[DeviceSpec]) -> None:
+    """``amd-iommu,pci-id=X`` must name an earlier device (captured on 11.1: "Cannot find PCI
+    device 'x'"; hw/i386/amd_iommu.c amdvi_sysbus_realize looks the id up)."""
+    ids: set[str] = set()
+    for spec in devices:
+        wanted = spec.props.get("pci-id", "") if spec.driver == "amd-iommu" else ""
+        if wanted and wanted not in ids:
+            raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: \"Cannot find PCI device '{wanted}'\"")
+        if spec.id:
+            ids.add(spec.id)

@@ -38,9 +38,9 @@ def test_apic_counterexample_is_the_registration_tie() -> None:
 def test_unmigratable_vmsds_are_no_counterexample() -> None:
     # amd-iommu is unmigratable in 7.2: a VM with it never migrates, so it is not a candidate.
     assert "amd-iommu" not in {c.vmsd for c in candidates(K.release("7.2"), "viommu")}
-    # in 10.2 it migrates only with pci-id= naming an amd-iommu-pci device, which migorder does
-    # not model: it is treated as always blocked, so it is no candidate there either.
-    assert "amd-iommu" not in {c.vmsd for c in candidates(K.release("10.2"), "viommu")}
+    # from 10.1 it migrates with pci-id= naming its AMDVI-PCI function (captured on 11.1), so
+    # a VM may hold it: there it is a candidate.
+    assert "amd-iommu" in {c.vmsd for c in candidates(K.release("10.2"), "viommu")}
 
 
 def test_prove_command(capsys: pytest.CaptureFixture[str]) -> None:

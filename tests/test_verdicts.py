@@ -218,16 +218,19 @@ def test_ivshmem_peer_mode_blocks_in_every_release() -> None:
 
 
 def test_amd_iommu_is_blocked_in_every_release() -> None:
-    # 10.2+ migrate it only with pci-id= naming an amd-iommu-pci device (not modelled), so
-    # migorder reports the blocker rather than guess that the pci-id resolves.
+    # Without pci-id= it is blocked everywhere; 10.1+ migrate it when pci-id= names its
+    # AMDVI-PCI function (captured on 11.1), and refuse a pci-id naming no device.
     plain = parse_command_line("-nodefaults -machine q35 -device amd-iommu")
-    linked = parse_command_line("-nodefaults -machine q35 -device amd-iommu,pci-id=x")
+    linked = parse_command_line("-nodefaults -machine q35 -device AMDVI-PCI,id=x -device amd-iommu,pci-id=x")
+    dangling = parse_command_line("-nodefaults -machine q35 -device amd-iommu,pci-id=x")
     for rel in K.releases.values():
-        vms = [plain, linked] if rel.version >= (10, 2) else [plain]
-        for vm in vms:
-            assert [b.message for b in check(K, rel, vm).blockers] == [
-                "State blocked by non-migratable device 'amd-iommu'"
-            ]
+        assert [b.message for b in check(K, rel, plain).blockers] == [
+            "State blocked by non-migratable device 'amd-iommu'"
+        ]
+        if rel.version >= (10, 2):
+            assert not check(K, rel, linked).blockers
+            with pytest.raises(ScenarioError, match="Cannot find PCI device 'x'"):
+                check(K, rel, dangling)
     # the binaries before 10.2 have no pci-id property (-device amd-iommu,help)
     with pytest.raises(ScenarioError, match=r"Property 'amd-iommu\.pci-id' not found"):
         check(K, K.release("10.0"), linked)
