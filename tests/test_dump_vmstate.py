@@ -142,3 +142,70 @@ def test_real_qemu_dump(tmp_path: Path) -> None:
     dst = parse_dump(json.dumps(raw, indent=2), "dst.json")
     kinds = [(f.kind, f.vmsd) for f in compare_dumps(d, dst)]
     assert kinds == [("missing", "iommu-intel"), ("too_old", "pcie-root-port")]
+
+
+def _big_dump(n: int) -> str:
+    lines = ['{', '  "vmschkmachine": {', '    "Name": "pc-q35-7.2"', '  },']
+    for i in range(n):
+        lines += [f'  "dev{i}": {{', f'    "Name": "dev{i}",', '    "Description": {',
+                  f'      "name": "vmsd{i}",', '      "version_id": 2,',
+                  '      "minimum_version_id": 1,', '      "Fields": [',
+                  '        {"field": "x", "version_id": 0, "field_exists": false, "size": 4}',
+                  '      ],', '      "Subsections": [',
+                  f'        {{"name": "vmsd{i}/sub", "version_id": 1, "minimum_version_id": 1}}',
+                  '      ]', '    }', f'  }}{"," if i < n - 1 else ""}']
+    return "\n".join([*lines, "}"])
+
+
+def test_a_4_mb_dump_is_read_in_one_pass() -> None:
+    """Lines were counted from the start of the text for each entry (4 MB took 27 s)."""
+    text = _big_dump(20000)
+    assert len(text) > 4_000_000
+    d = parse_dump(text, "big.json")
+    last = d.entries[-1]
+    assert last.type_name == "dev19999"
+    assert last.line == text[: text.index('"dev19999": {')].count("\n") + 1
+    assert last.vmsd.line == last.line + 3
+    assert last.vmsd.subsections[0].line == last.line + 10
+
+
+def test_keys_spelled_unlike_qemu_still_get_their_lines() -> None:
+    text = ('{"vmschkmachine": {"Name": "m"},\n"d" :\n {"Description": {"name" : "n\\u0041",\n'
+            '"version_id": 1, "minimum_version_id": 1,\n "Subsections": [\n{"name":"nA/s",'
+            '"version_id":1,"minimum_version_id":1}]}}}')
+    d = parse_dump(text, "x.json")
+    e = d.entries[0]
+    assert (e.line, e.vmsd.name, e.vmsd.line, e.vmsd.subsections[0].line) == (2, "nA", 3, 6)
+
+
+def test_duplicate_keys_keep_lines_approximate_not_slow() -> None:
+    text = _big_dump(3).replace('"dev0": {', '"dev0": {"Description": 1}, "dev0": {', 1)
+    d = parse_dump(text, "x.json")
+    assert [e.type_name for e in d.entries] == ["dev0", "dev1", "dev2"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "words"),
+    [
+        ('{"vmschkmachine": {"Name": "m"},\n "d": ' + "[" * 50000 + "]" * 50000 + "}",
+         "x.json:2", "nested at most 64 deep"),
+        ('{"vmschkmachine": {"Name": "m"},\n\n "d": ' + "7" * 5000 + "}",
+         "x.json:3", "an integer of at most 4300 digits"),
+    ],
+)
+def test_limits(text: str, where: str, words: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_dump(text, "x.json")
+    assert info.value.where == where
+    assert words in info.value.expected
+
+
+def test_bad_dst_release_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from ordering.cli import main
+
+    code = main(["dump-vmstate", str(FX / "src-small.json"), str(FX / "dst-small.json"),
+                 "--dst-release", "banana"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == ("migorder: error: --dst-release 'banana': expected a QEMU release such as "
+                   "7.2 or 10.0\n")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ordering.commands._common import knowledge
 from ordering.errors import UsageError
+from ordering.sources._limits import LimitError, json_loads, shown
 from ordering.sources.capture import capture_stream
 from ordering.sources.observed import observed_order
 from ordering.sources.stream import read_stream
@@ -46,9 +47,12 @@ def _hotplug(texts: list[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for text in texts:
         try:
-            value = json.loads(text)
+            value = json_loads(text)
         except json.JSONDecodeError as exc:
-            raise UsageError(f"--hotplug {text!r}: expected a JSON object ({exc.msg})") from None
+            raise UsageError(f"--hotplug {shown(text)}: expected a JSON object ({exc.msg})") from None
+        except LimitError as exc:
+            raise UsageError(f"--hotplug {shown(text)}: expected a JSON object with "
+                             f"{exc.expected}") from None
         if not isinstance(value, dict):
             raise UsageError(f"--hotplug {text!r}: expected a JSON object such as "
                              '{"driver": "e1000e"}')

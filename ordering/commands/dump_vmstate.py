@@ -7,7 +7,9 @@ import argparse
 import json
 from pathlib import Path
 
+from ordering.errors import UsageError
 from ordering.model.machine import version_tuple
+from ordering.sources._limits import shown
 from ordering.sources.dump_vmstate import compare_dumps, iter_sections, read_dump
 
 
@@ -31,8 +33,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=run)
 
 
+def _release(text: str | None) -> tuple[int, int] | None:
+    """``--dst-release``: ``"10.0"`` → ``(10, 0)``."""
+    if text is None:
+        return None
+    parts = text.split(".")
+    if not 2 <= len(parts) <= 3 or not all(p.isascii() and p.isdigit() and len(p) <= 4
+                                           for p in parts):
+        raise UsageError(f"--dst-release {shown(text)}: expected a QEMU release such as 7.2 or "
+                         "10.0")
+    return version_tuple(text)
+
+
 def run(args: argparse.Namespace) -> int:
     """List or compare."""
+    dst_release = _release(args.dst_release)
     src = read_dump(args.src)
     if args.dst is None:
         rows = [
@@ -48,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {pad}{r['vmsd']:<40} v{r['version_id']} (min {r['minimum_version_id']})  {r['type'] if not r['depth'] else ''}")
         return 0
     dst = read_dump(args.dst)
-    findings = compare_dumps(src, dst, dst_release=version_tuple(args.dst_release) if args.dst_release else None)
+    findings = compare_dumps(src, dst, dst_release=dst_release)
     if args.json:
         print(json.dumps([f.__dict__ for f in findings], indent=2))
     else:

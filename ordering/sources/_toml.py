@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ordering.errors import InputError, ModelError
+from ordering.sources._limits import LimitError, toml_loads
 
 KeyPath = tuple[str | int, ...]
 
@@ -103,7 +104,9 @@ class TomlDoc:
         self.path = path
         self.error_type = error
         try:
-            self.data: dict[str, Any] = tomllib.loads(text)
+            self.data: dict[str, Any] = toml_loads(text)
+        except LimitError as exc:
+            raise error(f"{path}:{exc.line}", f"expected {exc.expected}") from None
         except tomllib.TOMLDecodeError as exc:
             m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
             where = f"{path}:{m.group(1)}" if m else path

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from ordering.errors import ScenarioError
 from ordering.model.vm import DeviceSpec, Topology, Vm
+from ordering.sources._limits import LimitError, json_loads, shown
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
@@ -78,9 +79,12 @@ def _json_props(text: str, origin: str, implied: str) -> tuple[str, dict[str, st
     """QEMU's JSON form of an option (``-device {"driver":"e1000e","id":"n0"}``, as libvirt
     writes it): values become the strings the key=value form would carry."""
     try:
-        data = json.loads(text)
+        data = json_loads(text)
     except json.JSONDecodeError as exc:
         raise ScenarioError(origin, f"{text!r}: expected a JSON object ({exc.msg} at column {exc.colno})") from None
+    except LimitError as exc:
+        raise ScenarioError(origin, f"{shown(text)}: expected a JSON object with {exc.expected} "
+                            f"(column {exc.column})") from None
     if not isinstance(data, dict):
         raise ScenarioError(origin, f"{text!r}: expected a JSON object")
     props: dict[str, str] = {}

@@ -20,12 +20,14 @@ its ``minimum_version_id`` (sections and, recursively, subsections).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ordering.errors import InputError
+from ordering.sources._limits import MAX_NESTING, LimitError, json_loads, shown
 
 __all__ = [
     "DumpEntry",
@@ -146,44 +148,93 @@ class DumpFinding:
     detail: str = ""
 
 
-def _line_of(text: str, needle: str, start: int = 0) -> tuple[int, int]:
-    at = text.find(needle, start)
-    if at < 0:
-        return 0, start
-    return text.count("\n", 0, at) + 1, at
+_STRING = re.compile(r'"((?:[^"\\]|\\.)*)"(\s*:\s*)?')
+"""Every JSON string token in order (consumed whole, so a match never starts inside one);
+group 2 is set for an object key."""
+
+
+def _unquote(raw: str) -> str:
+    if "\\" not in raw:
+        return raw
+    try:
+        value = json.loads(f'"{raw}"')
+    except ValueError:
+        return raw
+    return value if isinstance(value, str) else raw
+
+
+class _Places:
+    """Lines of keys in the dump's text, found in one forward pass (linear in the text).
+
+    Keys are looked up in the order the parser meets them, which is text order; a key that is
+    not found (duplicate keys, say) stops the search, and later places fall back to the last
+    line found: lines are approximate then, never slow.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._tokens = _STRING.finditer(text)
+        self._pending: list[tuple[int, str, int]] = []
+        self._at = 0
+        self._line = 1
+        self._line_pos = 0
+        self._lost = False
+
+    def _line_at(self, pos: int) -> int:
+        if pos < self._line_pos:
+            self._line, self._line_pos = 1, 0
+        self._line += self._text.count("\n", self._line_pos, pos)
+        self._line_pos = pos
+        return self._line
+
+    def line(self) -> int:
+        """Line of the last key found."""
+        return self._line_at(self._at)
+
+    def find(self, key: str, value: str | None = None) -> int:
+        """Line of the next key ``key`` (whose string value is ``value``, when given), or 0."""
+        if self._lost:
+            return 0
+        for m in self._tokens:
+            if m.group(2) is None or _unquote(m.group(1)) != key:
+                continue
+            if value is not None:
+                v = _STRING.match(self._text, m.end())
+                if v is None or v.group(2) is not None or _unquote(v.group(1)) != value:
+                    continue
+            self._at = m.start()
+            return self._line_at(m.start())
+        self._lost = True
+        return 0
 
 
 def _int(obj: dict[str, Any], key: str, where: str) -> int:
     v = obj.get(key)
     if isinstance(v, bool) or not isinstance(v, int):
-        raise InputError(where, f"expected an integer {key!r}, found {v!r}")
+        raise InputError(where, f"expected an integer {key!r}, found {shown(v)}")
     return v
 
 
-def _vmsd(obj: Any, text: str, filename: str, pos: int) -> tuple[VmsdVersion, int]:
+def _vmsd(obj: Any, places: _Places, filename: str, depth: int = 0) -> VmsdVersion:
+    if depth > MAX_NESTING:
+        raise InputError(f"{filename}:{places.line()}",
+                         f"expected subsections nested at most {MAX_NESTING} deep")
     if not isinstance(obj, dict):
-        raise InputError(f"{filename}:{text.count(chr(10), 0, pos) + 1}",
+        raise InputError(f"{filename}:{places.line()}",
                          f"expected a VMSD description object, found {type(obj).__name__}")
     name = obj.get("name")
-    line, at = _line_of(text, f'"name": {json.dumps(name)}', pos)
-    where = f"{filename}:{line or text.count(chr(10), 0, pos) + 1}"
+    line = places.find("name", name) if isinstance(name, str) else 0
+    where = f"{filename}:{line or places.line()}"
     if not isinstance(name, str):
-        raise InputError(where, f"expected a string 'name' in a VMSD description, found {name!r}")
+        raise InputError(where, f"expected a string 'name' in a VMSD description, found "
+                         f"{shown(name)}")
     version = _int(obj, "version_id", where)
     minimum = _int(obj, "minimum_version_id", where)
     subs_raw = obj.get("Subsections", [])
     if not isinstance(subs_raw, list):
         raise InputError(where, "expected 'Subsections' to be a list")
-    cursor = max(at, pos)
-    # nested descriptions inside Fields come before Subsections in the text: skip past them
-    if subs_raw:
-        _, sub_at = _line_of(text, '"Subsections"', cursor)
-        cursor = max(cursor, sub_at)
-    subs: list[VmsdVersion] = []
-    for raw in subs_raw:
-        sub, cursor = _vmsd(raw, text, filename, cursor)
-        subs.append(sub)
-    return VmsdVersion(name, version, minimum, tuple(subs), line), max(cursor, at + 1)
+    subs = tuple(_vmsd(raw, places, filename, depth + 1) for raw in subs_raw)
+    return VmsdVersion(name, version, minimum, subs, line)
 
 
 def parse_dump(text: str, filename: str = "<dump>") -> VmstateDump:
@@ -217,11 +268,14 @@ def parse_dump(text: str, filename: str = "<dump>") -> VmstateDump:
     ('pc-q35-7.2', 'kvmclock/clock_is_reliable')
     """
     try:
-        data = json.loads(text)
+        data = json_loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{filename}:{exc.lineno}",
                          f"expected JSON as -dump-vmstate writes it: {exc.msg} "
                          f"(column {exc.colno})") from None
+    except LimitError as exc:
+        raise InputError(f"{filename}:{exc.line}",
+                         f"expected {exc.expected} (column {exc.column})") from None
     if not isinstance(data, dict):
         raise InputError(f"{filename}:1", "expected a JSON object at the top of the dump")
     machine_obj = data.get(MACHINE_KEY)
@@ -229,21 +283,18 @@ def parse_dump(text: str, filename: str = "<dump>") -> VmstateDump:
         raise InputError(f"{filename}:1",
                          f"expected \"{MACHINE_KEY}\": {{\"Name\": ...}}: not a -dump-vmstate file")
     entries: list[DumpEntry] = []
-    pos = 0
+    places = _Places(text)
     for key, value in data.items():
         if key == MACHINE_KEY:
             continue
-        line, at = _line_of(text, f"{json.dumps(key)}:", pos)
-        if at >= 0 and line:
-            pos = at
-        where = f"{filename}:{line or 1}"
+        line = places.find(key)
+        where = f"{filename}:{line or places.line()}"
         if not isinstance(value, dict):
-            raise InputError(where, f"expected an object for device {key!r}")
+            raise InputError(where, f"expected an object for device {shown(key)}")
         desc = value.get("Description")
         if desc is None:
-            raise InputError(where, f"expected a 'Description' in device {key!r}")
-        vmsd, pos = _vmsd(desc, text, filename, pos)
-        entries.append(DumpEntry(key, vmsd, line))
+            raise InputError(where, f"expected a 'Description' in device {shown(key)}")
+        entries.append(DumpEntry(key, _vmsd(desc, places, filename), line))
     return VmstateDump(filename, machine_obj["Name"], tuple(entries))
 
 

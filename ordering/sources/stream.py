@@ -15,7 +15,9 @@ section (0x07, be32 length + machine type, then subsections); sections START 0x0
 be16 length, data); EOF 0x00; then the VMDESCRIPTION trailer (0x06, be32 length, JSON).
 
 This module is the public face; the work is done in small private modules:
-:mod:`~ordering.sources._stream_io` (bounded byte access, compression, the trailer),
+:mod:`~ordering.sources._stream_codec` (special files, pipes, xz/gz),
+:mod:`~ordering.sources._stream_io` (bounded byte access), :mod:`~ordering.sources._stream_trailer`
+(the vmdesc trailer, at most :data:`TRAILER_LIMIT` bytes),
 :mod:`~ordering.sources._stream_parse` (the pass), :mod:`~ordering.sources._stream_ram` (RAM
 records), :mod:`~ordering.sources._stream_vmdesc` (FULL payload sizes) and
 :mod:`~ordering.sources._stream_model` (the dataclasses).

@@ -1,0 +1,153 @@
+"""Nesting and number limits for the JSON and TOML migorder reads, with the place of a breach.
+
+Python's :mod:`json` and :mod:`tomllib` recurse once per nested array or table, so a deeply
+nested document raises :class:`RecursionError`; both turn a decimal integer of more than 4300
+digits into :class:`ValueError` (``sys.int_info.default_max_str_digits``). :func:`json_loads`
+and :func:`toml_loads` turn those into :class:`LimitError`, which names the line and column of
+the first breach, found by a scan that runs only after the parser failed (a well-formed
+document costs nothing more).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from typing import Any
+
+MAX_NESTING = 64
+"""Deepest nesting of arrays and objects / inline tables reported (parsers give up later)."""
+
+MAX_DIGITS = 4300
+"""Longest decimal integer read (Python's own limit for ``int(str)``)."""
+
+_LONG_NUMBER = re.compile(rf"(?<![0-9A-Za-z_.])[0-9][0-9_]{{{MAX_DIGITS},}}")
+
+
+def shown(value: object, limit: int = 200) -> str:
+    """``repr(value)`` (control characters escaped), cut to about ``limit`` characters.
+
+    Examples
+    --------
+    >>> shown("a\\nb")
+    "'a\\\\nb'"
+    >>> shown("x" * 500, 10)
+    "'xxxxxxxx...(502 characters)"
+    """
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}...({len(text)} characters)"
+
+
+class LimitError(ValueError):
+    """A document over a limit: ``line``, ``column`` (1-based) and what was expected."""
+
+    def __init__(self, line: int, column: int, expected: str) -> None:
+        self.line = line
+        self.column = column
+        self.expected = expected
+        super().__init__(f"line {line} column {column}: {expected}")
+
+
+def _place(text: str, pos: int) -> tuple[int, int]:
+    line = text.count("\n", 0, pos) + 1
+    return line, pos - (text.rfind("\n", 0, pos) + 1) + 1
+
+
+def _too_deep(text: str, comment: str) -> LimitError:
+    """The first place ``text`` nests brackets deeper than :data:`MAX_NESTING` (strings and,
+    when ``comment`` is given, comments skipped)."""
+    depth = 0
+    quote = ""
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1
+            elif c == quote:
+                quote = ""
+        elif c in "\"'" and (c == '"' or comment):
+            quote = c
+        elif comment and c == comment:
+            nl = text.find("\n", i)
+            i = n if nl < 0 else nl
+            continue
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return LimitError(*_place(text, i),
+                                  f"arrays and tables nested at most {MAX_NESTING} deep")
+        elif c in "]}":
+            depth -= 1
+        i += 1
+    return LimitError(1, 1, f"arrays and tables nested at most {MAX_NESTING} deep")
+
+
+def _too_long(text: str, exc: ValueError) -> LimitError:
+    m = _LONG_NUMBER.search(text)
+    if m is None:
+        return LimitError(1, 1, f"a document Python can read ({str(exc)[:200]})")
+    return LimitError(*_place(text, m.start()), f"an integer of at most {MAX_DIGITS} digits")
+
+
+def json_loads(text: str) -> Any:
+    """:func:`json.loads`, with nesting and number limits.
+
+    Raises
+    ------
+    json.JSONDecodeError
+        Malformed JSON (as :func:`json.loads`).
+    LimitError
+        Nesting deeper than the parser can follow, or an integer over :data:`MAX_DIGITS` digits.
+
+    Examples
+    --------
+    >>> json_loads('{"a": [1, 2]}')
+    {'a': [1, 2]}
+    >>> json_loads('{"a": ' + "[" * 100000 + "]" * 100000 + "}")
+    Traceback (most recent call last):
+    ...
+    ordering.sources._limits.LimitError: line 1 column 70: arrays and tables nested at most 64 deep
+    >>> json_loads('[1,\\n 2' + "0" * 5000 + "]")
+    Traceback (most recent call last):
+    ...
+    ordering.sources._limits.LimitError: line 2 column 2: an integer of at most 4300 digits
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise _too_deep(text, "") from None
+    except ValueError as exc:
+        raise _too_long(text, exc) from None
+
+
+def toml_loads(text: str) -> dict[str, Any]:
+    """:func:`tomllib.loads`, with nesting and number limits.
+
+    Raises
+    ------
+    tomllib.TOMLDecodeError
+        Malformed TOML.
+    LimitError
+        Nesting deeper than the parser can follow, or an integer over :data:`MAX_DIGITS` digits.
+
+    Examples
+    --------
+    >>> toml_loads("a = 1")
+    {'a': 1}
+    >>> toml_loads("x = 1\\na = " + "[" * 3000 + "]" * 3000)
+    Traceback (most recent call last):
+    ...
+    ordering.sources._limits.LimitError: line 2 column 69: arrays and tables nested at most 64 deep
+    """
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except RecursionError:
+        raise _too_deep(text, "#") from None
+    except ValueError as exc:
+        raise _too_long(text, exc) from None
