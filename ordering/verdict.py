@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 from ordering.conditions import RuleInstance, rule_instances
 from ordering.model.machine import is_on, machine_type_version
+from ordering.model.release import Release
 from ordering.model.rule import Rule
 from ordering.model.section import Phase, Section, SectionType
 from ordering.order import LoadOrder
@@ -219,17 +220,50 @@ def vfio_config_unordered(order: LoadOrder) -> set[str]:
         if dev.kind != "vfio":
             continue
         props = dev.spec.props
-        transfer = props.get("x-migration-multifd-transfer", "auto")
-        if transfer == "off" or (transfer == "auto" and machine_version and machine_version <= (9, 2)):
-            continue
-        after = props.get("x-migration-load-config-after-iter", "auto")
-        if rel.features.vfio_config_load_after_iter and (
-            is_on(after)
-            or (after == "auto" and arch == "aarch64" and not (machine_version and machine_version <= (10, 0)))
+        if config_load_threaded(
+            rel,
+            arch,
+            machine_version,
+            transfer=props.get("x-migration-multifd-transfer", "auto"),
+            after=props.get("x-migration-load-config-after-iter", "auto"),
         ):
-            continue
-        out.add(dev.qdev_id)
+            out.add(dev.qdev_id)
     return out
+
+
+def config_load_threaded(
+    release: Release,
+    arch: str,
+    machine_version: tuple[int, ...] | None,
+    *,
+    transfer: str = "auto",
+    after: str = "auto",
+) -> bool:
+    """Whether, with multifd device-state transfer on, a VFIO device's config loads from
+    vfio_load_bufs_thread, unordered against the main thread's FULL sections.
+
+    It does on a release with the load thread (10.0+) unless x-migration-multifd-transfer is
+    off (hw_compat_9_2 turns AUTO off) or x-migration-load-config-after-iter holds the config
+    back (10.1+: AUTO is on only for ARM builds, vfio_arch_wants_loading_config_after_iter;
+    hw_compat_10_0 turns it off).
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> k = load_knowledge()
+    >>> config_load_threaded(k.release("10.2"), "x86_64", None)
+    True
+    >>> config_load_threaded(k.release("10.2"), "aarch64", None)
+    False
+    >>> config_load_threaded(k.release("10.2"), "aarch64", (10, 0))
+    True
+    """
+    if not release.features.vfio_multifd_load_thread:
+        return False
+    if transfer == "off" or (transfer == "auto" and machine_version and machine_version <= (9, 2)):
+        return False
+    held_back = is_on(after) or (
+        after == "auto" and arch == "aarch64" and not (machine_version and machine_version <= (10, 0))
+    )
+    return not (release.features.vfio_config_load_after_iter and held_back)
 
 
 def judge(
