@@ -35,6 +35,7 @@ proofs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/check_scale.py
 	$(BIN)/python benchmarks/stream_read.py
+	$(BIN)/python benchmarks/verify.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

@@ -177,11 +177,11 @@ def verify_text(r: VerifyResult, *, mail: bool = False) -> str:
     head = f"migorder verify on QEMU {r.base} ({'patched tree scanned' if r.how == 'tree' else 'bundled model'})"
     if r.label:
         head += f": {r.label}"
-    lines = textwrap.wrap(head, width)
+    lines = textwrap.wrap(head, width, break_on_hyphens=False)
     for a in r.assumes:
-        lines.extend(textwrap.wrap(f"Assumes {a}", width, subsequent_indent="  "))
+        lines.extend(textwrap.wrap(f"Assumes {a}", width, subsequent_indent="  ", break_on_hyphens=False))
     lines.extend(_sections(r, width))
-    lines.extend(textwrap.wrap(f"{r.summary}: {_why(r)}", width, subsequent_indent="  "))
+    lines.extend(textwrap.wrap(f"{r.summary}: {_why(r)}", width, subsequent_indent="  ", break_on_hyphens=False))
     if mail:
         lines = [ln[:72] for ln in lines]
     return "\n".join(lines)
