@@ -155,6 +155,9 @@ def check_audiodev(release: Release, vm: Vm, spec: DeviceSpec, dtype: DeviceType
             f"'{dtype.audiodev_refusal}'; give -audiodev DRIVER,id=ID and audiodev=ID",
         )
 
+_GICV2_MAX_CPUS = 8
+"""hw/intc/arm_gic_common.h GIC_NCPU: hw/arm/virt.c machvirt_init refuses more vCPUs with GICv2."""
+
 ANY_MACHINE_OPTIONS = frozenset({"accel", "type"})
 
 
@@ -199,6 +202,17 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
                 where,
                 f"-machine virt,gic-version={gic}: the GIC depends on the host (or is not modelled); "
                 "give gic-version=2 or 3",
+            )
+    gicv2 = options.get("gic-version", layout.options.get("gic-version", "")) == "2"
+    if layout.name == "virt" and gicv2 and vm.topology.maxcpus > _GICV2_MAX_CPUS:
+        if "gic-version" not in options and release.features.gicv3_above_8_cpus:
+            options["gic-version"] = "3"
+        else:
+            raise ScenarioError(
+                where,
+                f"QEMU {release.name} refuses it: 'Number of SMP CPUs requested "
+                f"({vm.topology.maxcpus}) exceeds max CPUs supported by machine 'mach-virt' "
+                f"({_GICV2_MAX_CPUS})' (GICv2 serves at most 8; give gic-version=3)",
             )
     if (
         release.features.gicv2_its_refused

@@ -195,6 +195,7 @@ def check_dict(r: CheckResult) -> dict[str, Any]:
         "machine_type": r.order.machine_type,
         "migration": dict(r.vm.migration),
         "assumptions": assumptions(r),
+        "notes": order_notes(r.order),
         "exit_code": r.exit_code,
         "rules": [verdict_dict(v, r) for v in r.verdicts],
         "blockers": [
@@ -261,6 +262,7 @@ def check_text(r: CheckResult, *, verbose: bool = False) -> str:
         f"(machine {r.order.machine_type}), {len(r.order.steps)} sections, {len(r.verdicts)} verdicts"
     ]
     lines.extend(f"Assumes {a}" for a in assumptions(r))
+    lines.extend(f"note: {n}" for n in order_notes(r.order))
     hard = [b for b in r.blockers if not b.conditional]
     soft = [b for b in r.blockers if b.conditional]
     if hard:

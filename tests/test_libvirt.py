@@ -201,3 +201,44 @@ def test_devices_not_captured_here_say_so(device: str, idstr: str) -> None:
     assert idstr in _idstrs("10.0", f"-nodefaults -machine q35 -tpmdev emulator,id=t0,chardev=c0 -device {device}")
     dtype = K.release("10.0").device(device.split(",")[0])
     assert dtype.source.startswith("inferred: not captured")
+
+
+# ---- aarch64 and the accelerator ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", ["7.2", "10.0", "11.1"])
+def test_gicv2_serves_at_most_8_vcpus(release: str) -> None:
+    line = "qemu-system-aarch64 -nodefaults -machine virt,gic-version=2 -smp 9"
+    assert "exceeds max CPUs supported by machine 'mach-virt' (8)" in _refusal(release, line)
+    assert "arm_gicv3" in _idstrs(release, line.replace("gic-version=2", "gic-version=3"))
+    assert "arm_gic" in _idstrs(release, line.replace("-smp 9", "-smp 8"))
+
+
+def test_without_gic_version_more_than_8_vcpus_take_gicv3_from_10_0() -> None:
+    line = "qemu-system-aarch64 -nodefaults -machine virt -smp 9"
+    assert "exceeds max CPUs" in _refusal("7.2", line)  # captured: 7.2 keeps GICv2 and refuses
+    names = _idstrs("10.0", line)
+    assert "arm_gicv3" in names
+    assert "arm_gicv3_its" in names
+
+
+def test_virt_with_uefi_flash_is_firmware_booted() -> None:
+    flash = "qemu-system-aarch64 -nodefaults -machine virt,usb=off,pflash0=c,pflash1=v,acpi=on"
+    names = _idstrs("10.0", flash)
+    assert "acpi-ged" in names
+    assert "pl061" not in names
+    assert _idstrs("10.0", flash + ",ras=on") == names
+    assert "Assertion `vms->acpi_dev' failed" in _refusal("10.0", "qemu-system-aarch64 -nodefaults -machine virt,ras=on")
+
+
+def test_check_says_what_kvm_adds(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from ordering.cli import main
+
+    main(["check", "--qemu", "10.0", "--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35", "-accel", "kvm"])
+    assert "note: the machine's built-in sections were captured under TCG" in capsys.readouterr().out
+    main(["check", "--json", "--qemu", "10.0", "--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35", "-enable-kvm"])
+    assert any("kvmclock" in n for n in json.loads(capsys.readouterr().out)["notes"])
+    main(["check", "--json", "--qemu", "10.0", "--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35"])
+    assert json.loads(capsys.readouterr().out)["notes"] == []

@@ -93,6 +93,9 @@ class Features:
     hotplug_needs_free_port_slot0: bool = False
     """A device hot-plugged onto a PCIe port whose slot 0 is taken is refused."""
     gicv2_its_refused: bool = False
+    gicv3_above_8_cpus: bool = False
+    """virt without gic-version= picks GICv3 when more than 8 vCPUs are asked for (TCG);
+    before, the default GICv2 refused them."""
     """virt refuses ``its=on`` with GICv2 instead of ignoring the ITS."""
     sources: Mapping[str, str] = field(default_factory=dict)
 

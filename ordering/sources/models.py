@@ -362,6 +362,7 @@ _FEATURES = (
     "no_hpet_no_acpi_flags",
     "hotplug_needs_free_port_slot0",
     "gicv2_its_refused",
+    "gicv3_above_8_cpus",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
