@@ -22,6 +22,7 @@ COMMANDS = (
     "order",
     "stream",
     "simulate",
+    "explore",
     "capture",
     "scan",
     "dump_vmstate",

@@ -76,6 +76,9 @@ class OrderSpace:
     """The source migrates with multifd: VFIO config may load from a thread (10.0+)."""
     postcopy: bool = False
     """Device state travels in the postcopy package."""
+    machine_types: tuple[str, ...] = ()
+    """The machine types the VM may carry, the source's own first (an unversioned ``-machine``
+    may have been created on an older one and kept its compat properties)."""
 
     def describe(self) -> str:
         """The space in one line, for PROVED's 'which space was covered'."""
@@ -95,7 +98,9 @@ class OrderSpace:
         if self.multifd:
             parts.append("multifd (VFIO config from a load thread)")
         if self.postcopy:
-            parts.append("postcopy")
+            parts.append("postcopy (device state in the package, same order)")
+        if len(self.machine_types) > 1:
+            parts.append(f"machine types {', '.join(self.machine_types)}")
         return ", ".join(parts)
 
 

@@ -10,6 +10,8 @@ device = "e1000e,id=hp0,bus=rp2"  # device_add arguments
 [[hotplug]]
 unplug = "hp0"                    # device_del, completed (a PCI device's needs the guest's
                                   # acknowledgement: under -S QEMU keeps it, and it migrates)
+any-order = true                  # optional on any step: the marked steps may run in any
+                                  # order among themselves (`migorder explore` tries each)
 [guest]                           # guest-state knobs for the simulator
 [release_globals]                 # -global DRIVER.PROP=VALUE added on one release only
 "7.2" = ["vfio-pci.x-enable-migration=on"]
@@ -56,16 +58,19 @@ def read_scenario(path: Path) -> Vm:
         raise ScenarioError(where, str(exc)) from None
     steps: list[HotplugStep] = []
     for h in t.tables("hotplug"):
-        h.reject_unknown({"cpu", "device", "unplug"})
+        h.reject_unknown({"cpu", "device", "unplug", "any-order"})
+        any_order = h.flag("any-order", False)
         given = [k for k in ("cpu", "device", "unplug") if k in h.data]
         if len(given) != 1:
             raise doc.error(h.path, "hotplug: expected exactly one of cpu, device, unplug")
         if "cpu" in h.data:
-            steps.append(HotplugStep(cpu=h.integer("cpu")))
+            steps.append(HotplugStep(cpu=h.integer("cpu"), any_order=any_order))
         elif "device" in h.data:
-            steps.append(HotplugStep(device=device_from_text(h.text("device"), h.where("device"))))
+            steps.append(
+                HotplugStep(device=device_from_text(h.text("device"), h.where("device")), any_order=any_order)
+            )
         else:
-            steps.append(HotplugStep(unplug=h.text("unplug")))
+            steps.append(HotplugStep(unplug=h.text("unplug"), any_order=any_order))
     guest = t.table("guest").data
     mig = t.table("migration")
     mig.reject_unknown({"multifd", "multifd-compression", "mapped-ram"})
