@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from ordering.errors import ScenarioError
+from ordering.model.vm import HotplugStep
 from ordering.order import derive, register, sort
 from ordering.place import CpuPlug, DevicePlug, Unplug, place
 from ordering.refusals import refuse
@@ -46,16 +47,10 @@ def test_place_gives_paths_and_events_without_registering() -> None:
 def test_place_records_an_unplug_with_its_subtree() -> None:
     vm = parse_command_line("-machine q35 -device pcie-root-port,id=rp0,chassis=1 "
                             "-device qemu-xhci,id=x,bus=rp0 -device usb-kbd,id=k,bus=x.0")
-    vm = replace(vm, hotplug=(*vm.hotplug, *read_unplug("x")))
+    vm = replace(vm, hotplug=(HotplugStep(unplug="x"),))
     placed = place(refuse(R, vm))
     assert placed.hotplug == (Unplug(("k", "x")),)
     assert [d.qdev_id for d in placed.devices] == ["rp0"]
-
-
-def read_unplug(qdev_id: str) -> tuple[object, ...]:
-    from ordering.model.vm import HotplugStep
-
-    return (HotplugStep(unplug=qdev_id),)
 
 
 def test_register_follows_the_placed_order_and_sort_is_derive() -> None:
