@@ -58,7 +58,7 @@ class HotplugStep:
     device: DeviceSpec | None = None
     unplug: str = ""
     """The qdev id of a device unplugged at this step (its sections go away)."""
-    any_order: bool = False
+    any_order: bool = field(default=False, repr=False)
     """The scenario marks this step ``any-order``: the marked steps may run in any order
     among themselves (``migorder explore`` tries them all)."""
 
