@@ -81,19 +81,18 @@ def run(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         stopped.append(True)
 
-    bar = _bar(args.max_orders)
+    bar = _Bar(args.max_orders)
     previous = signal.signal(signal.SIGINT, on_sigint)
     started = time.monotonic()
     try:
         verdicts = run_engine(
             space, list(k.rules), max_states=args.max_orders, timeout=args.timeout,
-            progress=(lambda done, waiting: bar.update(done - bar.n)) if bar is not None else None,
+            progress=bar.update,
             stop=lambda: bool(stopped),
         )
     finally:
         signal.signal(signal.SIGINT, previous)
-        if bar is not None:
-            bar.close()
+        bar.close()
     seconds = time.monotonic() - started
     if args.json:
         print(json_text(explore_dict(space, verdicts, seconds), depth=3))
@@ -105,12 +104,42 @@ def run(args: argparse.Namespace) -> int:
     return 1 if any(v.outcome in bad for v in verdicts) else 0
 
 
-def _bar(total: int) -> Any:
-    """A progress bar on stderr that appears once a run has taken a second (tqdm's ``delay``);
-    none when stderr is not a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
+class _Bar:
+    """A progress bar on stderr (rich) that appears once a run has taken a second; none when
+    stderr is not a terminal. Refreshed by hand, at most ten times a second."""
 
-    return tqdm(total=total, delay=1.0, file=sys.stderr, unit=" orders", leave=False,
-                desc="explore")
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.enabled = sys.stderr.isatty()
+        self.started = time.monotonic()
+        self.shown = 0.0
+        self.bar: Any = None
+
+    def update(self, done: int, waiting: int) -> None:
+        now = time.monotonic()
+        if not self.enabled or now - self.started < 1.0 or now - self.shown < 0.1:
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self.bar = Progress(
+                TextColumn("explore"), BarColumn(), MofNCompleteColumn(), TextColumn("orders"),
+                TextColumn("({task.fields[waiting]} move sequences waiting)"), TimeElapsedColumn(),
+                console=Console(stderr=True), auto_refresh=False, transient=True,
+            )
+            self.task = self.bar.add_task("explore", total=self.total, waiting=0)
+            self.bar.start()
+        self.shown = now
+        self.bar.update(self.task, completed=done, waiting=waiting)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
