@@ -7,12 +7,15 @@ stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from ordering import __version__
-from ordering.errors import MigOrderError
+from ordering.errors import MigOrderError, one_line
 
 # Subcommand modules, in the order `migorder --help` lists them. Each defines
 # `register(subparsers) -> None`, which adds its parser with `set_defaults(run=...)`,
@@ -38,7 +41,27 @@ COMMANDS = (
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+
+QEMU_ARGS = "takes_qemu_args"
+"""A subparser default: set (by ``add_vm_arguments`` or by hand) on a subcommand that takes a
+QEMU command line after ``--``. Every other subcommand leaves ``--`` to argparse, so anything
+after it is an unrecognized argument, never silently dropped."""
+
+
+def _split_qemu_args(parser: argparse.ArgumentParser, args_in: list[str]) -> tuple[list[str], list[str]]:
+    """``args_in`` cut at the first ``--`` when the subcommand named first takes QEMU
+    arguments (no subcommand means ``check``, which does); else unchanged."""
+    if "--" not in args_in:
+        return args_in, []
+    name = args_in[0] if args_in and args_in[0] != "--" else "check"
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    sub = subs[0].choices.get(name) if subs else None
+    if sub is None or not sub.get_default(QEMU_ARGS):
+        return args_in, []
+    cut = args_in.index("--")
+    return args_in[:cut], args_in[cut + 1 :]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,33 +85,67 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``migorder`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
-    args_in = list(sys.argv[1:] if argv is None else argv)
-    qemu_args: list[str] = []
-    if "--" in args_in:
-        cut = args_in.index("--")
-        args_in, qemu_args = args_in[:cut], args_in[cut + 1 :]
+    """Run ``migorder`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
+
+    The last guard: a user's mistake is one line and exit 2; so is anything unexpected
+    (``migorder: internal error: ...``), and a standard output that cannot be written (a full
+    disk, a closed pipe). Exit 1 only ever means findings.
+    """
+    try:
+        code = _run(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+        return code
+    except MigOrderError as exc:
+        return _fail(f"error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        if _is_stdout_error(exc):
+            _silence_stdout()
+            return _fail(f"error: cannot write the output: {exc.strerror or exc}")
+        return _fail(f"internal error: {type(exc).__name__}: {exc}")
+    except (RecursionError, MemoryError) as exc:
+        return _fail(f"internal error: {type(exc).__name__}: the input is too large or too deeply nested")
+    except Exception as exc:
+        return _fail(f"internal error: {type(exc).__name__}: {exc}")
+
+
+def _run(args_in: list[str]) -> int:
     parser = build_parser()
+    args_in, qemu_args = _split_qemu_args(parser, args_in)
     args = parser.parse_args(args_in)
     args.qemu_args = qemu_args
     if not getattr(args, "run", None):
         if args.command is None:
-            args_in = ["check"]
-            args = parser.parse_args(args_in)
+            args = parser.parse_args(["check"])
             args.qemu_args = qemu_args
         else:  # pragma: no cover - every subparser sets run
             parser.print_help()
             return 2
-    try:
-        code: int = args.run(args)
-    except MigOrderError as exc:
-        print(f"migorder: error: {exc}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:
-        return 0
-    except KeyboardInterrupt:
-        return 130
+    code: int = args.run(args)
     return code
+
+
+def _fail(message: str) -> int:
+    with contextlib.suppress(OSError):  # stderr gone too: the exit code still tells
+        print(f"migorder: {one_line(message)}", file=sys.stderr)
+    return 2
+
+
+def _is_stdout_error(exc: OSError) -> bool:
+    """A failed write to standard output: a closed pipe (``| head``), or a full disk
+    (``> /dev/full``)."""
+    return isinstance(exc, BrokenPipeError) or exc.errno in (errno.ENOSPC, errno.EPIPE, errno.EDQUOT, errno.EFBIG)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # pragma: no cover - no real file descriptor (tests)
+        pass
 
 
 def entry() -> None:  # pragma: no cover - console script shim

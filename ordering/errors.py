@@ -7,6 +7,48 @@ expected instead.
 
 from __future__ import annotations
 
+import re
+
+SHOWN_CHARS = 200
+"""An echoed value is cut to about this many characters in an error message."""
+_LINE_CHARS = 1000
+_LONG_RUN = re.compile(rf"\S{{{SHOWN_CHARS + 1},}}")
+
+
+def one_line(message: str) -> str:
+    """``message`` as one printable line of bounded length: control characters (newlines
+    included) escaped as ``repr`` shows them, any run of more than ``SHOWN_CHARS``
+    non-blank characters cut, and the whole cut in the middle past ``_LINE_CHARS``.
+
+    Every message the CLI prints goes through here, so a value echoed from the input (a
+    name, a 10 MB argument) can neither break the line nor flood the terminal.
+
+    >>> one_line("bad id 'a\\nb'")
+    "bad id 'a\\\\nb'"
+    >>> len(one_line("-smp " + "9" * 10_000)) < 600
+    True
+    """
+    if len(message) > 8 * _LINE_CHARS:  # keep the work bounded on a 10 MB message
+        dropped = len(message) - 8 * _LINE_CHARS
+        head, tail = message[: 4 * _LINE_CHARS], message[-4 * _LINE_CHARS :]
+        text = f"{_escaped(head)}…[{dropped} characters cut]…{_escaped(tail)}"
+    else:
+        text = _escaped(message)
+
+    def cut(m: re.Match[str]) -> str:
+        run = m.group(0)
+        return f"{run[:SHOWN_CHARS]}…[{len(run) - SHOWN_CHARS} more characters]"
+
+    text = _LONG_RUN.sub(cut, text)
+    if len(text) > _LINE_CHARS:
+        half = _LINE_CHARS // 2
+        text = f"{text[:half]}…[{len(text) - 2 * half} characters cut]…{text[-half:]}"
+    return text
+
+
+def _escaped(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
 
 class MigOrderError(Exception):
     """Root of every error migorder raises on purpose."""

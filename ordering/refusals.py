@@ -117,7 +117,7 @@ def refuse(release: Release, vm: Vm) -> Accepted:
 def check_device(release: Release, layout: MachineLayout, vm: Vm, spec: DeviceSpec) -> DeviceType:
     """One ``-device`` or ``device_add``: a type the release has, on a machine that takes it,
     with its ``audiodev=`` and properties as the release's binary wants them."""
-    dtype = release.device(spec.driver)
+    dtype = release.device(spec.driver, spec.origin)
     if dtype.since and release.version < version_tuple(dtype.since):
         raise ScenarioError(
             spec.origin,

@@ -37,6 +37,7 @@ def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "")
         "from a thread, 10.0+); default: QEMU's default precopy without it",
     )
     parser.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
+    parser.set_defaults(takes_qemu_args=True)  # ordering.cli.QEMU_ARGS: the `--` is ours
 
 
 def add_tree_argument(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +82,11 @@ def _named_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
     if name in k.scenarios:
         return read_scenario(k.scenarios[name])
     path = Path(name)
-    if path.suffix == ".toml" or path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long to be a file, say
+        raise UsageError(f"{name!r}: not a bundled scenario nor a readable file ({exc.strerror})") from None
+    if path.suffix == ".toml" or exists:
         if not path.is_file():
             raise UsageError(f"{name}: no such scenario file")
         return read_scenario(path)

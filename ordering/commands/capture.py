@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    "binary's own, from query-version)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--models", metavar="DIR", type=Path, help=argparse.SUPPRESS)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, takes_qemu_args=True)
 
 
 def _hotplug(texts: list[str]) -> list[dict[str, Any]]:

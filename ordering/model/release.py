@@ -197,12 +197,13 @@ class Release:
         quoted = "" if self.version < (10, 0) else f': "{name}"'
         return f"QEMU {self.name} refuses -machine {name}: 'unsupported machine type{quoted}'"
 
-    def device(self, driver: str) -> DeviceType:
-        """The device type ``driver`` (a ``-device`` name)."""
+    def device(self, driver: str, origin: str = "") -> DeviceType:
+        """The device type ``driver`` (a ``-device`` name given at ``origin``)."""
         try:
             return self.devices[self.device_aliases.get(driver, driver)]
         except KeyError:
+            where = f"{origin}: " if origin else ""
             raise UnknownName(
-                f"unknown device type {driver!r}: migorder knows "
-                + ", ".join(sorted(self.devices))
+                f"{where}unknown device type {driver!r}: migorder models {len(self.devices)} "
+                "(`migorder devices` lists them)"
             ) from None

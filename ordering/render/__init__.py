@@ -40,10 +40,17 @@ def format_for(fmt: str | None, output: Path | None, allowed: tuple[str, ...] = 
     'svg'
     >>> format_for(None, None)
     'ascii'
+    >>> format_for("png", Path("x.svg"))
+    Traceback (most recent call last):
+    ordering.errors.UsageError: --format png with -o x.svg: the suffix says svg; give a file name that matches the format, or leave --format out
     """
-    if fmt is None and output is not None:
+    if output is not None:
         suffix = output.suffix.lower().lstrip(".")
-        fmt = {"txt": "ascii", "gv": "dot"}.get(suffix, suffix)
+        named = {"txt": "ascii", "gv": "dot"}.get(suffix, suffix)
+        if fmt is not None and named in FORMATS and named != fmt:
+            raise UsageError(f"--format {fmt} with -o {output}: the suffix says {named}; "
+                             "give a file name that matches the format, or leave --format out")
+        fmt = fmt or named
         if fmt not in allowed:
             raise UsageError(f"{output}: cannot tell the format from the suffix "
                              f"'{output.suffix}'; use one of {', '.join(allowed)} or --format")

@@ -8,6 +8,9 @@ file carries a date. One data unit is one point, so the layout's sizes are the p
 from __future__ import annotations
 
 import io
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, cast
 
 from ordering.render._text import FONT
@@ -25,11 +28,47 @@ RC: dict[str, Any] = {
 DPI = 110
 
 
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK)
+
+
+def quiet_config_dir() -> None:
+    """Give matplotlib a private ``MPLCONFIGDIR`` when its own folders (``~/.config`` and
+    ``~/.cache``, or the XDG ones) cannot be written, as with an unwritable ``HOME``:
+    matplotlib would otherwise print a warning on stderr. Call before importing it."""
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        home: Path | None = Path.home()
+    except RuntimeError:  # no HOME and no passwd entry
+        home = None
+    for var, default in (("XDG_CONFIG_HOME", ".config"), ("XDG_CACHE_HOME", ".cache")):
+        base = os.environ.get(var) or (str(home / default) if home else "")
+        if not base or not _writable(Path(base) / "matplotlib"):
+            break
+    else:
+        return
+    private = Path(tempfile.gettempdir()) / f"migorder-matplotlib-{os.getuid()}"
+    try:
+        private.mkdir(mode=0o700, exist_ok=True)
+        ours = private.stat().st_uid == os.getuid() and _writable(private)
+    except OSError:
+        ours = False
+    os.environ["MPLCONFIGDIR"] = str(private) if ours else tempfile.mkdtemp(prefix="migorder-matplotlib-")
+
+
+quiet_config_dir()
+
+
 def figure(scene: Scene) -> Any:
     """A matplotlib ``Figure`` showing ``scene`` (call inside :func:`settings`)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, PathPatch, Rectangle
-    from matplotlib.path import Path
+    from matplotlib.path import Path as MplPath
 
     fig = Figure(figsize=(scene.width / 72.0, scene.height / 72.0), dpi=DPI)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
@@ -41,9 +80,9 @@ def figure(scene: Scene) -> Any:
         ax.add_patch(Rectangle((b.x, b.y), b.w, b.h, facecolor=r.face, edgecolor=r.edge,
                                linewidth=r.lw, linestyle="--" if r.dashed else "-", zorder=r.z))
     for c in scene.curves:
-        codes = [Path.MOVETO, Path.LINETO] if len(c.points) == 2 else [
-            Path.MOVETO, Path.CURVE3, Path.CURVE3]
-        path = Path(list(c.points), codes)
+        codes = [MplPath.MOVETO, MplPath.LINETO] if len(c.points) == 2 else [
+            MplPath.MOVETO, MplPath.CURVE3, MplPath.CURVE3]
+        path = MplPath(list(c.points), codes)
         if c.halo:
             ax.add_patch(PathPatch(path, facecolor="none", edgecolor=c.halo, linewidth=5.0,
                                    alpha=0.3, zorder=c.z - 1, capstyle="round"))

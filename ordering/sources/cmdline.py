@@ -57,21 +57,22 @@ def split_props(text: str) -> list[str]:
     ['virtio-net-pci', 'id=n0', 'romfile=a,b']
     """
     out: list[str] = []
-    cur = ""
+    cur: list[str] = []
     i = 0
-    while i < len(text):
-        c = text[i]
-        if c == "," and text[i + 1 : i + 2] == ",":
-            cur += ","
-            i += 2
+    while True:  # str.find keeps this linear on a 10 MB value
+        j = text.find(",", i)
+        if j < 0:
+            cur.append(text[i:])
+            break
+        cur.append(text[i:j])
+        if text[j + 1 : j + 2] == ",":
+            cur.append(",")
+            i = j + 2
             continue
-        if c == ",":
-            out.append(cur)
-            cur = ""
-        else:
-            cur += c
-        i += 1
-    out.append(cur)
+        out.append("".join(cur))
+        cur = []
+        i = j + 1
+    out.append("".join(cur))
     return out
 
 
@@ -87,6 +88,8 @@ def _json_props(text: str, origin: str, implied: str) -> tuple[str, dict[str, st
                             f"(column {exc.column})") from None
     if not isinstance(data, dict):
         raise ScenarioError(origin, f"{text!r}: expected a JSON object")
+    if implied in data and not isinstance(data[implied], str):
+        raise ScenarioError(origin, f"{implied!r}: expected a string, got {json.dumps(data[implied])}")
     props: dict[str, str] = {}
     for key, value in data.items():
         if isinstance(value, bool):
@@ -158,6 +161,24 @@ def _smp(text: str, origin: str) -> Topology:
     return Topology(cpus, maxcpus, sockets, dies, cores, threads)
 
 
+MAX_ARG_STRLEN = 32 * 4096
+"""Linux's limit on one argument, its NUL included (include/uapi/linux/binfmts.h:
+``PAGE_SIZE * 32``): execve fails with E2BIG beyond it, so no QEMU starts with such an argument."""
+
+
+def _check_arg_sizes(args: Sequence[str], where: str) -> None:
+    """Refuse an argument no process can be given, before any work on it."""
+    for n, arg in enumerate(args, 1):
+        if len(arg) >= MAX_ARG_STRLEN // 4:
+            size = len(arg.encode("utf-8", "surrogateescape")) + 1
+            if size > MAX_ARG_STRLEN:
+                raise ScenarioError(
+                    f"{where}: argument {n}",
+                    f"{size} bytes: longer than Linux lets one argument be (128 KiB, "
+                    "MAX_ARG_STRLEN; execve fails with E2BIG), so no QEMU can be started with it",
+                )
+
+
 def parse_command_line(
     argv: Sequence[str] | str,
     *,
@@ -180,6 +201,7 @@ def parse_command_line(
         args = shlex.split(argv) if isinstance(argv, str) else list(argv)
     except ValueError as exc:
         raise ScenarioError(where, f"expected a shell-quoted command line ({exc})") from None
+    _check_arg_sizes(args, where)
     binary = ""
     if args and not args[0].startswith("-"):
         binary = args.pop(0)
