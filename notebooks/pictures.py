@@ -73,8 +73,9 @@ print(render_diagram(diagram, "ascii").decode())
 # and loads after them. `check` says the rule is violated for every VFIO device; the simulator
 # says where it bites: in the `hazard-posted-remapped` scenario the guest aims the VFIO NIC's
 # MSI at the hot-plugged vCPU, so at config load KVM finds no loaded LAPIC for it and the IRTE
-# falls back from posted to remapped mode. The timeline marks that step and links it to the
-# LAPIC that should have come first.
+# falls back from posted to remapped mode. The timeline marks that step (F1, the simulator)
+# and the rule it breaks (V1, `check`), each linked to the LAPIC that should have come first;
+# a rule that holds only by registration order would be marked T (orange, dashed).
 
 # %%
 hot = dataclasses.replace(default, name="default + hot-plugged vCPU 4",
@@ -86,7 +87,7 @@ for v in hot_result.verdicts:
 
 hazard = read_scenario(k.scenarios["hazard-posted-remapped"])
 trace = simulate(k.release("10.0"), hazard)
-timeline = build_timeline(trace.order, trace=trace)
+timeline = build_timeline(trace.order, result=check(k, k.release("10.0"), hazard), trace=trace)
 save("timeline-hotplug-cpu-10.0.png", render_timeline(timeline, "png"))
 for mark in timeline.marks:
     print(mark.tag, mark.text)

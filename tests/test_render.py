@@ -102,9 +102,16 @@ def test_violations_become_red_arrows_and_timeline_marks() -> None:
     d = build_diagram(r)
     assert any(e.verdict.value == "violated" for e in d.edges)
     t = build_timeline(r.order, result=r)
-    assert t.marks
-    assert all(m.needs is not None and m.needs > m.at for m in t.marks)
-    assert "simulator not available" in t.note or "simulator" in t.note
+    violated = [m for m in t.marks if m.kind == "violated"]
+    assert violated
+    assert all(m.needs is not None and m.needs > m.at for m in violated)
+    assert "ordering." not in t.note
+    r = result("default", "10.0")  # the LAPICs beat the VFIO devices only by registration
+    t = build_timeline(r.order, result=r)
+    ties = [m for m in t.marks if m.kind == "tie-fragile"]
+    assert [m.text.split(":")[0] for m in ties] == ["apic-before-vfio tie-fragile"] * 2
+    assert all(m.needs is not None and m.needs < m.at for m in ties)
+    assert "registration order" in t.note
 
 
 def test_timeline_folds_repeats() -> None:
@@ -179,6 +186,57 @@ def test_no_label_overlaps_as_rendered(name: str, release: str) -> None:
         for i, (ta, a) in enumerate(boxes):
             for tb, b in boxes[i + 1:]:
                 assert not a.overlaps(b, -0.5), (ta, tb)
+
+
+def _points(points: tuple[tuple[float, float], ...], n: int = 60) -> list[tuple[float, float]]:
+    from ordering.render.scene import bezier
+
+    if len(points) == 2:
+        (x0, y0), (x1, y1) = points
+        return [(x0 + (x1 - x0) * i / n, y0 + (y1 - y0) * i / n) for i in range(n + 1)]
+    return [bezier(points[0], points[1], points[2], i / n) for i in range(n + 1)]
+
+
+@pytest.mark.parametrize(("name", "release"), CASES)
+def test_arrow_tags_touch_no_box_and_no_other_arrow(name: str, release: str) -> None:
+    """A rule tag (R1) sits on its own arrow only: no node box, no other label, no other
+    arrow passes under it."""
+    d = build_diagram(result(name, release))
+    s = layout_diagram(d)
+    arrows = s.curves[: len(d.edges)]
+    tags = [lb for lb in s.labels if lb.background]
+    assert len(tags) == len(d.edges)
+    boxes = [r.box for r in s.rects if r.z == 2]
+    texts = [lb.box for lb in s.labels if not lb.background]
+    for i, tag in enumerate(tags):
+        box = tag.box
+        assert not any(box.overlaps(b) for b in boxes), (tag.text, "on a box")
+        assert not any(box.overlaps(t) for t in texts), (tag.text, "on a label")
+        for j, arrow in enumerate(arrows):
+            if j != i:
+                assert not any(box.contains(p) for p in _points(arrow.points)), (
+                    tag.text, "on the arrow of", tags[j].text)
+
+
+@pytest.mark.parametrize(("name", "release"), CASES)
+def test_ascii_never_splits_an_identifier(name: str, release: str) -> None:
+    from ordering.render._text import ascii_only
+
+    r = result(name, release)
+    d = build_diagram(r)
+    text = render_diagram(d, "ascii").decode()
+    words = {w for line in text.splitlines() for w in line.split()}
+    for n in d.nodes:
+        assert ascii_only(n.label).split(" ")[0] in words, n.label
+    for rule in d.rules:  # each word of the evidence whole on some line
+        for word in ascii_only(rule.evidence).split():
+            assert word in words, (rule.tag, word)
+    t = build_timeline(r.order, result=r)
+    text = render_timeline(t, "ascii").decode()
+    words = {w for line in text.splitlines() for w in line.split()}
+    for b in t.bars:
+        assert ascii_only(b.label).split(" ")[0] in words, b.label
+    assert all(len(line) <= 80 for line in text.splitlines())
 
 
 def test_history_labels_do_not_overlap() -> None:

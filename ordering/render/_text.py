@@ -95,5 +95,5 @@ def ascii_only(text: str) -> str:
     >>> ascii_only("apic ×4096 → vfio")
     'apic x4096 -> vfio'
     """
-    out = text.replace("×", "x").replace("✗", "x").replace("→", "->").replace("…", "...").replace("—", "-")
+    out = text.replace("×", "x").replace("✗", "x").replace("≈", "~").replace("→", "->").replace("…", "...").replace("—", "-")
     return out.encode("ascii", "replace").decode("ascii")

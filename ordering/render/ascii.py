@@ -5,15 +5,28 @@ Only ASCII characters (``x4096``, ``->``), no line longer than :data:`WIDTH`.
 
 from __future__ import annotations
 
-from ordering.render._text import VERDICT_MARKS, ascii_only, wrap
+from ordering.render._text import VERDICT_MARKS, ascii_only
 from ordering.render.diagram import Diagram
 from ordering.render.timeline import Timeline
 
 WIDTH = 78
 
 
+def _words(text: str, width: int) -> list[str]:
+    """``text`` wrapped at spaces only: an identifier (``0000:00:01.0:00.0/vfio``) is never
+    split, even when it is longer than ``width`` (it then stands on a line of its own).
+
+    >>> _words("0000:00:03.0:00.0/virtio-mem-device-early loads first", 20)
+    ['0000:00:03.0:00.0/virtio-mem-device-early', 'loads first']
+    """
+    import textwrap
+
+    return textwrap.wrap(text, max(width, 1), break_long_words=False, break_on_hyphens=False) or [""]
+
+
 def _fill(head: str, items: list[str], width: int = WIDTH) -> list[str]:
-    """``head`` then ``items`` joined by two spaces, wrapped with a hanging indent.
+    """``head`` then ``items`` joined by two spaces, wrapped with a hanging indent at spaces
+    only (identifiers stay whole).
 
     >>> _fill("IOMMU (3)  ", ["iommu-intel", "apic x4"], 30)
     ['IOMMU (3)  iommu-intel', '           apic x4']
@@ -22,9 +35,9 @@ def _fill(head: str, items: list[str], width: int = WIDTH) -> list[str]:
     cur = head
     indent = " " * len(head)
     for item in items:
-        for piece in wrap(item, width - len(indent)):
+        for piece in _words(item, width - len(indent)):
             sep = "" if cur in (head, indent) else "  "
-            if len(cur) + len(sep) + len(piece) > width:
+            if len(cur) + len(sep) + len(piece) > width and cur not in (head, indent):
                 lines.append(cur.rstrip())
                 cur = indent
                 sep = ""
@@ -47,7 +60,7 @@ def diagram_ascii(d: Diagram) -> str:
     True
     """
     lines: list[str] = []
-    lines.extend(wrap(ascii_only(d.title), WIDTH))
+    lines.extend(_words(ascii_only(d.title), WIDTH))
     lines.append("=" * min(WIDTH, max(len(line) for line in lines)))
     names = {n.id: ascii_only(n.label) for n in d.nodes}
     head_w = max(len(f"{lvl.short} ({lvl.value})") for lvl in d.levels) + 2
@@ -99,7 +112,7 @@ def timeline_ascii(t: Timeline) -> str:
     >>> max(len(line) for line in text.splitlines()) <= 80
     True
     """
-    lines = list(wrap(ascii_only(t.title), WIDTH))
+    lines = list(_words(ascii_only(t.title), WIDTH))
     lines.append("=" * min(WIDTH, max(len(line) for line in lines)))
     marks: dict[int, list[str]] = {}
     for m in t.marks:
@@ -114,7 +127,7 @@ def timeline_ascii(t: Timeline) -> str:
         lines.extend(_fill(head, [ascii_only(b.label) + tail]))
     if t.note or t.marks:
         lines.append("")
-    for line in wrap(ascii_only(t.note), WIDTH - 2) if t.note else []:
+    for line in _words(ascii_only(t.note), WIDTH - 2) if t.note else []:
         lines.append("  " + line)
     for m in t.marks:
         lines.extend(_fill(f"  {m.tag:<4}", [ascii_only(m.text)]))

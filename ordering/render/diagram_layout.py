@@ -28,7 +28,6 @@ from ordering.render.scene import (
     Scene,
     arc_control,
     bezier,
-    free_spot,
     sub_bezier,
 )
 
@@ -41,9 +40,24 @@ GAP_X = 10.0
 GAP_Y = 16.0
 BAND_PAD = 9.0
 MARGIN = 12.0
-KIND_COLORS = ("#dbe9f6", "#fde2c8", "#d9f0d3", "#e8dff5", "#fff3b0", "#f9d6d5",
-               "#d7f2f5", "#eadfd0", "#e2e2e2")
-"""Box fills, handed out to kinds in sorted order; ``other`` is always the last (grey)."""
+KIND_COLORS: dict[str, str] = {
+    "viommu": "#fff3b0",
+    "pci-bridge": "#d9f0d3",
+    "apic": "#dbe9f6",
+    "vfio": "#e8dff5",
+    "virtio-mem": "#f9d6d5",
+    "gicv3": "#d7f2f5",
+    "its": "#eadfd0",
+    "vfio-container": "#f3e0ee",
+    "pci": "#fde2c8",
+    "other": "#e2e2e2",
+}
+"""One fill per device kind, the same in every picture (``pci``: other PCI devices)."""
+SPARE_COLORS = ("#cfe8e0", "#f6e6c4", "#e0e4f6", "#f1dcdc", "#dcecc8", "#ece0d0")
+"""Fills for kinds of a user's own (by a stable hash of the name)."""
+TIE_NOTE = "ties: registration →"
+"""Under a band's name when sections share a band and phase: left to right is the order."""
+TIE_SIZE = 6.0
 MAX_CELL = {Phase.SETUP: 260.0, Phase.ITERATE: 160.0, Phase.COMPLETE: 560.0}
 
 
@@ -57,16 +71,34 @@ class Placed:
 
 
 def kind_colors(kinds: set[str]) -> dict[str, str]:
-    """A fill colour per kind, stable for a given set of kinds.
+    """The fill of each kind: fixed for migorder's kinds, so a kind looks the same in every
+    picture whatever else is in it; a kind of a user's own gets a spare by a stable hash.
 
-    >>> kind_colors({"apic", "other", "viommu"})
-    {'apic': '#dbe9f6', 'viommu': '#fde2c8', 'other': '#e2e2e2'}
+    >>> kind_colors({"apic", "other", "viommu"}) == {"apic": "#dbe9f6", "other": "#e2e2e2",
+    ...                                              "viommu": "#fff3b0"}
+    True
+    >>> kind_colors({"vfio"})["vfio"] == kind_colors({"vfio", "apic", "its"})["vfio"]
+    True
     """
-    named = sorted(k for k in kinds if k != "other")
-    out = {k: KIND_COLORS[i % (len(KIND_COLORS) - 1)] for i, k in enumerate(named)}
-    if "other" in kinds:
-        out["other"] = KIND_COLORS[-1]
-    return out
+    import zlib
+
+    return {
+        kind: KIND_COLORS.get(kind) or SPARE_COLORS[zlib.crc32(kind.encode()) % len(SPARE_COLORS)]
+        for kind in sorted(kinds)
+    }
+
+
+def legend_items(kinds: set[str]) -> list[tuple[str, str]]:
+    """``(kind, fill)`` for a legend: migorder's kinds first in a fixed order, ``other`` last.
+
+    >>> legend_items({"other", "vfio", "apic"})
+    [('apic', '#dbe9f6'), ('vfio', '#e8dff5'), ('other', '#e2e2e2')]
+    """
+    colors = kind_colors(kinds)
+    order = [k for k in KIND_COLORS if k in kinds and k != "other"]
+    order += sorted(k for k in kinds if k not in KIND_COLORS)
+    order += ["other"] if "other" in kinds else []
+    return [(k, colors[k]) for k in order]
 
 
 def _size(text: str) -> tuple[float, float]:
@@ -103,11 +135,11 @@ def layout_diagram(d: Diagram) -> Scene:
     """
     texts = {n.id: "\n".join(wrap(n.label, WRAP)) for n in d.nodes}
     cells: dict[tuple[int, Phase], list[tuple[Node, str]]] = {}
-    # Nodes an arrow touches come first in their cell (registration order kept within each
-    # part), so arrows reach them without crossing the many bystanders.
-    linked = {e.source for e in d.edges} | {e.target for e in d.edges}
-    for n in sorted(d.nodes, key=lambda n: n.id not in linked):
+    # Registration order within a cell: it is what decides the load order between sections of
+    # one band and phase (the tie), so the boxes stand in it, left to right.
+    for n in sorted(d.nodes, key=lambda n: n.first_section):
         cells.setdefault((n.level.value, n.phase), []).append((n, texts[n.id]))
+    tied = {lvl for (lvl, _), items in cells.items() if len(items) > 1}
 
     # Column widths: wide enough for the widest node, up to MAX_CELL for a crowded cell.
     col_w: dict[Phase, float] = {}
@@ -119,7 +151,8 @@ def layout_diagram(d: Diagram) -> Scene:
         col_w[ph] = max(widest, min(fullest, MAX_CELL[ph]), text_width(ph.value, 8.5) + 8, 60.0)
 
     band_label = {lvl.value: f"{lvl.short} ({lvl.value})" for lvl in d.levels}
-    label_w = max(text_width(t, 7.5) for t in band_label.values()) + 2 * BAND_PAD
+    label_w = max([*(text_width(t, 7.5) for t in band_label.values()),
+                   text_width(TIE_NOTE, TIE_SIZE)]) + 2 * BAND_PAD
     col_x: dict[Phase, float] = {}
     x = MARGIN + label_w
     for ph in d.phases:
@@ -133,8 +166,9 @@ def layout_diagram(d: Diagram) -> Scene:
     band_h: dict[int, float] = {}
     for lvl in d.levels:
         hs = [packed[(lvl.value, ph)][1] for ph in d.phases if (lvl.value, ph) in packed]
-        band_h[lvl.value] = max([*hs, text_height(band_label[lvl.value], 7.5)]) + (
-            2 * BAND_PAD if hs else 6.0)
+        head_h = text_height(band_label[lvl.value], 7.5) + (
+            text_height(TIE_NOTE, TIE_SIZE) + 2 if lvl.value in tied else 0.0)
+        band_h[lvl.value] = max([*hs, head_h]) + (2 * BAND_PAD if hs else 6.0)
 
     title_h = 16.0
     header_h = 16.0
@@ -156,7 +190,9 @@ def layout_diagram(d: Diagram) -> Scene:
         for i, line in enumerate(wrap(f"cycle: {c}", chars)):
             key_lines.append(((" " * 4 if i else "") + line, CYCLE_COLOR, True))
     line_h = text_height("x", KEY_SIZE)
-    key_h = 22.0 + len(key_lines) * line_h + MARGIN
+    kinds_legend = legend_items({n.kind for n in d.nodes})
+    legend_rows = _legend_rows(kinds_legend, key_w - 2 * MARGIN)
+    key_h = 22.0 + 12.0 * len(legend_rows) + len(key_lines) * line_h + MARGIN
     height = top + bands_h + key_h
     width = key_w
 
@@ -178,8 +214,12 @@ def layout_diagram(d: Diagram) -> Scene:
         h = band_h[lvl.value]
         shade = "#f4f6f8" if i % 2 == 0 else "#ffffff"
         rects.append(Rect(Box(MARGIN, y_of(y + h), content_w - MARGIN, h), shade, z=0))
-        labels.append(Label(MARGIN + BAND_PAD, y_of(y + min(BAND_PAD, h / 2 - 3.0)),
+        label_top = y + min(BAND_PAD, h / 2 - 3.0)
+        labels.append(Label(MARGIN + BAND_PAD, y_of(label_top),
                             band_label[lvl.value], 7.5, color="#444444", ha="left", va="top", bold=True))
+        if lvl.value in tied:
+            labels.append(Label(MARGIN + BAND_PAD, y_of(label_top + text_height("x", 7.5) + 1),
+                                TIE_NOTE, TIE_SIZE, color="#666666", ha="left", va="top"))
         for ph in d.phases:
             for node, text, nx_, ny in packed.get((lvl.value, ph), ([], 0.0))[0]:
                 w, bh = _size(text)
@@ -209,11 +249,32 @@ def layout_diagram(d: Diagram) -> Scene:
     rects.append(Rect(Box(lx, y_of(ky) - 4, 14, 8), "#ffffff", CYCLE_COLOR, 1.6, z=2))
     labels.append(Label(lx + 18, y_of(ky), "in a cycle", KEY_SIZE, ha="left", va="center"))
     ky += 12.0
+    for row in legend_rows:
+        lx = MARGIN
+        for kind, fill in row:
+            rects.append(Rect(Box(lx, y_of(ky) - 4, 14, 8), fill, "#5f6b76", 0.6, z=2))
+            labels.append(Label(lx + 18, y_of(ky), kind, KEY_SIZE, ha="left", va="center"))
+            lx += 18 + text_width(kind, KEY_SIZE) + 14
+        ky += 12.0
     for text, color, bold in key_lines:
         labels.append(Label(MARGIN, y_of(ky), text, KEY_SIZE, color=color, ha="left", va="top",
                             bold=bold))
         ky += line_h
     return Scene(width, height, tuple(rects), tuple(curves), tuple(labels), d.title)
+
+
+def _legend_rows(items: list[tuple[str, str]], width: float) -> list[list[tuple[str, str]]]:
+    """The kind legend's swatches, wrapped into rows within ``width`` (a "fill:" head first)."""
+    rows: list[list[tuple[str, str]]] = [[]]
+    x = 0.0
+    for kind, fill in items:
+        w = 18 + text_width(kind, KEY_SIZE) + 14
+        if rows[-1] and x + w > width:
+            rows.append([])
+            x = 0.0
+        rows[-1].append((kind, fill))
+        x += w
+    return rows if items else []
 
 
 _RADS = (0.0, 0.18, -0.18, 0.32, -0.32, 0.5, -0.5)
@@ -237,10 +298,16 @@ def _exit(p0: Point, c: Point, p1: Point, box: Box, forward: bool) -> float:
     return 0.5
 
 
+def _samples(q: tuple[Point, ...], n: int = 48) -> list[Point]:
+    if len(q) == 2:
+        return [(q[0][0] + (q[1][0] - q[0][0]) * i / n, q[0][1] + (q[1][1] - q[0][1]) * i / n)
+                for i in range(n + 1)]
+    return [bezier(q[0], q[1], q[2], i / n) for i in range(n + 1)]
+
+
 def _route(edges: tuple[Edge, ...], placed: dict[str, Placed],
            taken: list[Box]) -> tuple[list[Curve], list[Label]]:
     curves: list[Curve] = []
-    tags: list[Label] = []
     pairs = {(e.source, e.target) for e in edges}
     for e in edges:
         a, b = placed[e.source].box, placed[e.target].box
@@ -264,16 +331,30 @@ def _route(edges: tuple[Edge, ...], placed: dict[str, Placed],
         curves.append(Curve(q, color, 1.4 if e.in_cycle else 1.1, arrow=True,
                             dashed=e.verdict.value == "tie-fragile",
                             halo=CYCLE_COLOR if e.in_cycle else None))
+    # Tags once every arrow is drawn: each on a spot along its own arrow that no box, label,
+    # other tag or other arrow touches (the least crowded spot when none is free).
+    samples = [_samples(c.points) for c in curves]
+    boxes = [p.box for p in placed.values()]
+    tags: list[Label] = []
+    for n, e in enumerate(edges):
+        pts = _samples(curves[n].points, 100)
+        color = VERDICT_COLORS[e.verdict.value]
         tag = ",".join(e.tags) + (f" ×{e.pairs}" if e.pairs > 1 else "")
         w, h = text_width(tag, TAG_SIZE) + 2, text_height(tag, TAG_SIZE)
         cands: list[Box] = []
-        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78):
-            px, py = bezier(*q, t)
+        for t in (0.5, 0.4, 0.6, 0.3, 0.7, 0.22, 0.78, 0.15, 0.85):
+            px, py = pts[round(t * 100)]
             for dx, dy in ((0, 0), (0, h), (0, -h), (w * 0.6, 0), (-w * 0.6, 0), (0, 2 * h),
-                           (0, -2 * h), (w, h), (-w, h), (0, 3 * h)):
+                           (0, -2 * h), (w, h), (-w, h), (w, -h), (-w, -h), (0, 3 * h), (0, -3 * h)):
                 cands.append(Box(px + dx - w / 2, py + dy - h / 2, w, h))
-        boxes = [p.box for p in placed.values()]
-        spot = free_spot(cands, [*boxes, *taken, *(t.box for t in tags)]) or cands[0]
+
+        def conflicts(cand: Box, n: int = n) -> int:
+            hit = sum(cand.overlaps(o, 1.0) for o in [*boxes, *taken, *(t.box for t in tags)])
+            hit += sum(any(cand.contains(p, 1.0) for p in pts)
+                       for m, pts in enumerate(samples) if m != n)
+            return hit
+
+        spot = min(cands, key=conflicts)
         tags.append(Label(*spot.center, tag, TAG_SIZE, color=color, background="#ffffff",
                           bold=True, z=7))
     return curves, tags

@@ -157,8 +157,10 @@ def history_ascii(h: History) -> str:
             f"{(marks[c.verdict.value] + ' ' + by.get(c.by, c.by) + ('*' if c.blocked else '')).strip():>9}"
             for c in row
         )
-        name = rule if len(rule) <= rule_w else rule[: rule_w - 1] + "~"
-        lines.append(f"  {name:<{rule_w}}{cells}")
+        if len(rule) <= rule_w:
+            lines.append(f"  {rule:<{rule_w}}{cells}")
+        else:  # a rule id is never cut: it gets a line of its own
+            lines.extend([f"  {rule}", f"  {'':<{rule_w}}{cells}"])
     lines.append("")
     vms = sorted({vm for _, vm in h.rows})
     lines.append("  reference VMs: " + ", ".join(vms))
@@ -167,5 +169,6 @@ def history_ascii(h: History) -> str:
     if any(c.blocked for row in h.cells for c in row):
         lines.append("  *: QEMU refuses to migrate that reference VM (a migration blocker)")
     if h.note:
-        lines.extend(textwrap.wrap(f"({h.note})", 78, initial_indent="  ", subsequent_indent="   "))
+        lines.extend(textwrap.wrap(f"({h.note})", 78, initial_indent="  ", subsequent_indent="   ",
+                                   break_long_words=False, break_on_hyphens=False))
     return "\n".join(lines) + "\n"

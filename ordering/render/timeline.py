@@ -18,7 +18,7 @@ from ordering.model.section import LoadStep, Phase, Section
 from ordering.order import LoadOrder
 from ordering.render._text import VERDICT_COLORS, text_height, text_width, wrap
 from ordering.render._text import base_name as _base
-from ordering.render.diagram_layout import kind_colors
+from ordering.render.diagram_layout import _legend_rows, kind_colors, legend_items
 from ordering.render.scene import Box, Curve, Label, Rect, Scene
 
 
@@ -38,12 +38,27 @@ class Bar:
 
 @dataclass(frozen=True)
 class Mark:
-    """A failure at bar ``at``; ``needs`` is the bar of the section that should have come first."""
+    """A failure or a rule at bar ``at``; ``needs`` is the bar of what must load first.
+
+    ``kind`` is ``failure`` (the simulator saw it), ``violated`` or ``tie-fragile`` (a rule's
+    verdict from ``check``: loaded too late, or first only by registration order).
+    """
 
     tag: str
     at: int
     needs: int | None
     text: str
+    kind: str = "failure"
+
+    @property
+    def color(self) -> str:
+        """Red for a failure or a violated rule, orange for a tie-fragile one."""
+        return VERDICT_COLORS["tie-fragile" if self.kind == "tie-fragile" else "violated"]
+
+    @property
+    def sign(self) -> str:
+        """``✗`` for a failure or a violation, ``≈`` for a tie."""
+        return "≈" if self.kind == "tie-fragile" else "✗"
 
 
 @dataclass(frozen=True)
@@ -144,39 +159,51 @@ def marks_from_trace(order: LoadOrder, bars: Sequence[Bar], trace: Any) -> list[
     return out
 
 
-def marks_from_check(result: CheckResult, bars: Sequence[Bar]) -> list[Mark]:
-    """Marks for every violated rule instance: at its ``then``, linked to its worst first."""
+def marks_from_check(result: CheckResult, bars: Sequence[Bar],
+                     verdicts: tuple[str, ...] = ("violated", "tie-fragile")) -> list[Mark]:
+    """Marks for every violated (``V1``) and tie-fragile (``T1``) rule instance: at its
+    ``then``, linked to its worst first."""
     pos = _section_step(result.order)
     out: list[Mark] = []
     seen: set[tuple[int, int, str]] = set()
-    for v in result.verdicts:
-        if v.verdict.value != "violated" or v.evidence is None:
-            continue
-        ev = v.evidence
-        at = _bar_of(bars, pos[ev.then.section.section_id])
-        needs = _bar_of(bars, pos[ev.first.section.section_id])
-        if (at, needs, v.rule.id) in seen:
-            continue
-        seen.add((at, needs, v.rule.id))
-        out.append(Mark(f"V{len(out) + 1}", at, needs,
-                        f"{v.rule.id}: {ev.first.section.label} must load before "
-                        f"{ev.then.section.label} ({ev.describe()})"))
+    counts = {"violated": 0, "tie-fragile": 0}
+    for wanted in verdicts:
+        for v in result.verdicts:
+            if v.verdict.value != wanted or v.evidence is None:
+                continue
+            ev = v.evidence
+            at = _bar_of(bars, pos[ev.then.section.section_id])
+            needs = _bar_of(bars, pos[ev.first.section.section_id])
+            if (at, needs, v.rule.id) in seen:
+                continue
+            seen.add((at, needs, v.rule.id))
+            counts[wanted] += 1
+            tag = f"{'V' if wanted == 'violated' else 'T'}{counts[wanted]}"
+            out.append(Mark(tag, at, needs,
+                            f"{v.rule.id} {wanted}: {ev.first.section.label} must load before "
+                            f"{ev.then.section.label} ({ev.describe()})", wanted))
     return out
 
 
 def build_timeline(order: LoadOrder, *, result: CheckResult | None = None, trace: object = None,
                    group_at: int = 3, title: str = "") -> Timeline:
-    """The timeline of ``order``, marked from ``trace`` when given, else from ``result``."""
+    """The timeline of ``order``: the simulator's failures from ``trace``, and the violated and
+    tie-fragile rules from ``result``, each marked at its section and linked to what must load
+    first."""
     bars = fold(order.steps, group_at=group_at)
+    marks: list[Mark] = []
+    notes: list[str] = []
     if trace is not None:
-        marks = marks_from_trace(order, bars, trace)
-        note = "✗ marks: failures the simulator (ordering.sim.engine) saw; arrow: what it needed"
-    elif result is not None:
-        marks = marks_from_check(result, bars)
-        note = ("✗ marks: violated rules from `migorder check` (simulator not available); "
-                "arrow: the section that should have come first")
-    else:
-        marks, note = [], ""
+        marks += marks_from_trace(order, bars, trace)
+        notes.append("✗ F: a failure the simulator saw when replaying this order")
+    if result is not None:
+        rule_marks = marks_from_check(result, bars)
+        marks += rule_marks
+        if any(m.kind == "violated" for m in rule_marks) or trace is None:
+            notes.append("✗ V: a rule violated (loaded too late)")
+        if any(m.kind == "tie-fragile" for m in rule_marks):
+            notes.append("≈ T: a rule that holds only by registration order")
+    note = "; ".join(notes) + ("; arrow: what must load first" if notes else "")
     levels = tuple(sorted(order.release.scheme.usable, key=lambda lvl: -lvl.value))
     default_title = (f"{order.vm.name}: load order on a QEMU {order.release.name} source "
                      f"({order.machine_type}, {len(order.steps)} sections)")
@@ -214,7 +241,7 @@ def layout_timeline(t: Timeline) -> Scene:
     marks_at: dict[int, list[Mark]] = {}
     for m in t.marks:
         marks_at.setdefault(m.at, []).append(m)
-    row_text = [b.label + ("  " + " ".join(f"✗ {m.tag}" for m in marks_at.get(i, []))
+    row_text = [b.label + ("  " + " ".join(f"{m.sign} {m.tag}" for m in marks_at.get(i, []))
                            if i in marks_at else "") for i, b in enumerate(t.bars)]
     labels_w = max((text_width(x, SIZE) for x in row_text), default=0.0)
     content_w = label_x + labels_w + MARGIN
@@ -223,11 +250,13 @@ def layout_timeline(t: Timeline) -> Scene:
     key: list[tuple[str, str]] = [(line, "#333333") for line in wrap(t.note, chars)] if t.note else []
     for m in t.marks:
         for j, line in enumerate(wrap(f"{m.tag}  {m.text}", chars)):
-            key.append((("    " if j else "") + line, VERDICT_COLORS["violated"]))
+            key.append((("    " if j else "") + line, m.color))
+    legend = legend_items({b.kind for b in t.bars})
+    legend_rows = _legend_rows(legend, width - 2 * MARGIN)
     title_h = 18.0
     top = MARGIN + title_h + header_h
     rows_h = ROW * len(t.bars)
-    height = top + rows_h + 14 + text_height("x", SIZE) * len(key) + MARGIN
+    height = top + rows_h + 14 + 12.0 * len(legend_rows) + text_height("x", SIZE) * len(key) + MARGIN
 
     def y_row(i: int) -> float:  # centre of row i
         return height - (top + ROW * i + ROW / 2)
@@ -260,20 +289,29 @@ def layout_timeline(t: Timeline) -> Scene:
         rects.append(Rect(Box(x + 1.5, y_row(i) - h / 2, LANE - 3, h), colors[b.kind],
                           "#5f6b76", 1.2 if b.count > 1 else 0.5, z=2))
         labels.append(Label(type_x, y_row(i), b.type, SIZE, color="#666666", ha="left"))
+        row_color = "#000000"
+        if i in marks_at:
+            row_color = min((m.color for m in marks_at[i]), key=lambda c: c != VERDICT_COLORS["violated"])
         labels.append(Label(label_x, y_row(i), row_text[i], SIZE, ha="left",
-                            color=VERDICT_COLORS["violated"] if i in marks_at else "#000000",
-                            bold=i in marks_at))
-    red = VERDICT_COLORS["violated"]
+                            color=row_color, bold=i in marks_at))
     for m in t.marks:
         if m.needs is None or m.needs == m.at:
             continue
         x = lanes_x - 3
         xd = x - 6 - LINK_STEP * depth[m.tag]
         ya, yb = y_row(m.at), y_row(m.needs)
-        curves.append(Curve(((x, ya), (xd, ya)), red, 1.0, arrow=False, z=4))
-        curves.append(Curve(((xd, ya), (xd, yb)), red, 1.0, arrow=False, z=4))
-        curves.append(Curve(((xd, yb), (x, yb)), red, 1.0, arrow=True, z=4))
+        dashed = m.kind == "tie-fragile"
+        curves.append(Curve(((x, ya), (xd, ya)), m.color, 1.0, arrow=False, dashed=dashed, z=4))
+        curves.append(Curve(((xd, ya), (xd, yb)), m.color, 1.0, arrow=False, dashed=dashed, z=4))
+        curves.append(Curve(((xd, yb), (x, yb)), m.color, 1.0, arrow=True, dashed=dashed, z=4))
     y = height - top - rows_h - 10
+    for row in legend_rows:
+        lx = MARGIN
+        for kind, fill in row:
+            rects.append(Rect(Box(lx, y - 9, LANE - 3, 8), fill, "#5f6b76", 0.5, z=2))
+            labels.append(Label(lx + LANE + 1, y - 5, kind, SIZE, ha="left", va="center"))
+            lx += LANE + 1 + text_width(kind, SIZE) + 14
+        y -= 12.0
     for text, color in key:
         labels.append(Label(MARGIN, y, text, SIZE, color=color, ha="left", va="top"))
         y -= text_height("x", SIZE)
