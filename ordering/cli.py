@@ -34,6 +34,7 @@ COMMANDS = (
     "history",
     "prove",
     "verify",
+    "synthesize",
     "fleet",
     "info",
 )
