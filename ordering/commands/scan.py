@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 from pathlib import Path
 
 from ordering.commands._common import knowledge
 from ordering.errors import UsageError
 from ordering.model.machine import version_tuple
+from ordering.sources._limits import shown
 from ordering.sources.qemu_tree import lint, release_model, scan_tree, to_release_toml
 
 
@@ -46,15 +49,40 @@ def _machines(args: argparse.Namespace, release: str) -> str:
     return older[-1] if older else folders[0]
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` that cannot be written, before the scan."""
+    if out.is_dir():
+        raise UsageError(f"--out {shown(str(out))}: expected a file to write, found a folder")
+    parent = out.parent
+    if not parent.is_dir():
+        raise UsageError(f"--out {shown(str(out))}: expected a file in an existing folder "
+                         f"({shown(str(parent))} does not exist)")
+    if not os.access(parent, os.W_OK):
+        raise UsageError(f"--out {shown(str(out))}: expected a file in a folder you may "
+                         "write to")
+
+
+def _write(out: Path, text: str) -> None:
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--out {shown(str(out))}: expected a writable file "
+                         f"({exc.strerror or exc})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Scan, print a summary (or JSON), write the model, exit 1 on lint findings."""
     if not args.tree.is_dir():
-        raise UsageError(f"{args.tree}: expected a QEMU source tree (a folder)")
+        raise UsageError(f"{shown(str(args.tree))}: expected a QEMU source tree (a folder)")
+    if args.out is not None:
+        _check_out(args.out)
     scanned = scan_tree(args.tree)
+    for w in scanned.warnings:
+        print(f"migorder: warning: {w}", file=sys.stderr)
     machines = _machines(args, scanned.release)
     findings = lint(scanned)
     if args.out is not None:
-        args.out.write_text(to_release_toml(scanned, machines=machines), encoding="utf-8")
+        _write(args.out, to_release_toml(scanned, machines=machines))
     if args.json:
         print(json.dumps({"model": release_model(scanned, machines=machines), "lint": findings}, indent=2, default=str))
         return 1 if findings else 0

@@ -27,20 +27,31 @@ def prepare(text: str) -> str:
     return _DIRECTIVE_LINE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), s)
 
 
+_BRACKET = re.compile(r"[][(){}]")
+
+
 def match_close(s: str, open_at: int) -> int:
-    """Offset of the bracket closing the one at ``open_at`` (-1 if none)."""
+    """Offset of the bracket closing the one at ``open_at`` (-1 if none).
+
+    Examples
+    --------
+    >>> match_close("f(a, [b], {c}) d", 1)
+    13
+    >>> match_close("f(a]", 1)
+    -1
+    """
     pairs = {"{": "}", "(": ")", "[": "]"}
     stack: list[str] = []
-    for i in range(open_at, len(s)):
-        c = s[i]
+    for m in _BRACKET.finditer(s, open_at):
+        c = m.group()
         if c in pairs:
             stack.append(pairs[c])
-        elif c in ")]}":
+        else:
             if not stack or stack[-1] != c:
                 return -1
             stack.pop()
             if not stack:
-                return i
+                return m.start()
     return -1
 
 

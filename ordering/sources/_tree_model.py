@@ -29,9 +29,15 @@ class VmsdDef:
     line : int
         Line of the definition.
     priority : str
-        ``.priority`` as written (``"MIG_PRI_IOMMU"``), ``""`` when unset.
+        ``.priority``: the enumerator it names (``"MIG_PRI_IOMMU"``), or whose value an
+        expression such as ``MIG_PRI_DEFAULT + 1`` has; the expression itself when no
+        enumerator has its value; ``""`` when unset.
     priority_line : int
         Line of ``.priority`` (0 when unset).
+    priority_expr : str
+        ``.priority`` as written, whitespace collapsed.
+    priority_value : int or None
+        Its value, evaluated as the enum parser evaluates enumerators (None when it cannot be).
     early_setup : bool
         ``.early_setup = true``.
     unmigratable : bool
@@ -51,6 +57,8 @@ class VmsdDef:
     line: int
     priority: str = ""
     priority_line: int = 0
+    priority_expr: str = ""
+    priority_value: int | None = None
     early_setup: bool = False
     unmigratable: bool = False
     version_id: int | None = None
@@ -135,6 +143,8 @@ class ScannedRelease:
     files_scanned: int = 0
     files_parsed: int = 0
     seconds: float = 0.0
+    warnings: tuple[str, ...] = ()
+    """Files and folders skipped (unreadable, not regular files, too deep, too large)."""
 
     @property
     def release(self) -> str:

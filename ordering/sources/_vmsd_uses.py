@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from ordering.sources._c_text import match_close, resolve, split_top, strip_comments_keep_strings
 from ordering.sources._tree_model import Handler, PriorityUser, UnmigratableUse, Use, VmsdDef
 from ordering.sources._vmsd_defs import SourceFile, find_field_refs
-from ordering.sources.cheader import line_of
 
 _ASSIGN_VMSD = re.compile(
     r"(?P<lhs>[A-Za-z_][\w.]*(?:\s*\([^()]*\))?(?:\s*->\s*\w+)*)\s*->\s*vmsd\s*=\s*&\s*"
@@ -23,35 +22,20 @@ _ASSIGN_VMSD = re.compile(
 _DESIGNATED_VMSD = re.compile(r"\.\s*(?P<f>legacy_vmsd|vmsd)\s*=\s*&\s*(?P<sym>[A-Za-z_]\w*)\b")
 _REGISTER = re.compile(r"\b(?P<fn>vmstate_register(?:_with_alias_id|_any)?)\s*\(")
 _SAVEVM_LIVE = re.compile(r"\bregister_savevm_live\s*\(")
-_FUNC_START = re.compile(
-    r"^[A-Za-z_][^\n;=]*?\b(?P<fn>[A-Za-z_]\w*)\s*\([^;{]*\)\s*\{", re.MULTILINE
-)
-
 UseMap = dict[tuple[str, str], list[Use]]
 """Uses by (file, symbol) of the VMSD used."""
-
-
-def _enclosing_function(f: SourceFile, offset: int) -> tuple[str, int, int]:
-    """(name, body start, body end) of the function around ``offset`` ("" if none)."""
-    best: tuple[str, int, int] = ("", 0, len(f.prep))
-    for m in _FUNC_START.finditer(f.prep, 0, offset):
-        end = match_close(f.prep, m.end() - 1)
-        if m.end() - 1 < offset < end:
-            best = (m.group("fn"), m.end() - 1, end)
-    return best
 
 
 def _type_for_class_init(
     files: list[SourceFile], fn: str, home: SourceFile, defines: Mapping[str, str]
 ) -> list[str]:
     """QOM type names whose TypeInfo has ``.class_init = fn`` (home file first)."""
-    pat = re.compile(r"\.\s*class_init\s*=\s*" + re.escape(fn) + r"\b")
     found: list[str] = []
-    for f in [home, *(x for x in files if x is not home and fn in x.text)]:
-        for m in pat.finditer(f.prep):
+    for f in [home, *(x for x in files if x is not home and fn in x.class_inits())]:
+        for start in f.class_inits().get(fn, []):
             # the enclosing initializer: scan back to the unmatched '{'
             depth = 0
-            i = m.start()
+            i = start
             while i > 0:
                 i -= 1
                 c = f.prep[i]
@@ -76,14 +60,19 @@ def _type_for_class_init(
     return found
 
 
-def _is_virtio_class(f: SourceFile, lhs: str, fn_start: int, fn_end: int) -> bool:
+def _is_virtio_class(f: SourceFile, lhs: str, fn_start: int, fn_end: int,
+                     whole_file: dict[str, bool]) -> bool:
     if "VIRTIO_DEVICE_CLASS" in lhs:
         return True
     var = lhs.strip()
     if not re.fullmatch(r"[A-Za-z_]\w*", var):
         return False
     decl = re.compile(r"\bVirtioDeviceClass\s*\*\s*" + re.escape(var) + r"\b")
-    return bool(decl.search(f.prep, fn_start, fn_end) or decl.search(f.prep))
+    if decl.search(f.prep, fn_start, fn_end):
+        return True
+    if var not in whole_file:
+        whole_file[var] = bool(decl.search(f.prep))
+    return whole_file[var]
 
 
 class _UseIndex:
@@ -125,12 +114,13 @@ def find_uses(
     index = _UseIndex(vmsds)
     field_refs = find_field_refs(files)
     interesting = {d.symbol for d in vmsds if d.priority or d.early_setup or d.unmigratable}
+    by_rel = {f.rel: f for f in files}
     for d in vmsds:
         refs = set(d.refs)
         for r in list(refs):
             refs |= field_refs.get((d.file, r), set())
         for r in sorted(refs & interesting):
-            home = next(f for f in files if f.rel == d.file)
+            home = by_rel[d.file]
             index.add(r, home, Use("field", d.file, d.line, f"inside VMSD '{d.name}'",
                                    outer=d.symbol))
     for f in files:
@@ -147,19 +137,20 @@ def _file_uses(
     index: _UseIndex,
 ) -> None:
     """The ``->vmsd``, ``.vmsd``/``.legacy_vmsd`` and ``vmstate_register*`` uses in ``f``."""
+    virtio_vars: dict[str, bool] = {}
     for m in _ASSIGN_VMSD.finditer(f.prep):
         sym = m.group("sym")
         if sym not in interesting:
             continue
-        fn, fs, fe = _enclosing_function(f, m.start())
+        fn, fs, fe = f.enclosing_function(m.start())
         lhs = m.group("lhs")
         devs = _type_for_class_init(files, fn, f, defines) if fn else []
         dev = devs[0] if devs else ""
-        line = line_of(f.text, m.start())
-        if _is_virtio_class(f, lhs, fs, fe):
+        line = f.line(m.start())
+        if _is_virtio_class(f, lhs, fs, fe, virtio_vars):
             outer = ""
             for om in _ASSIGN_VMSD.finditer(f.prep, fs, fe):
-                if not _is_virtio_class(f, om.group("lhs"), fs, fe):
+                if not _is_virtio_class(f, om.group("lhs"), fs, fe, virtio_vars):
                     outer = om.group("sym")
             index.add(sym, f, Use("vdc", f.rel, line, f"{lhs.strip()}->vmsd in {fn}",
                                   device=dev, outer=outer))
@@ -168,10 +159,10 @@ def _file_uses(
                                   device=dev))
     for m in _DESIGNATED_VMSD.finditer(f.prep):
         sym = m.group("sym")
-        if sym not in interesting or any(a < m.start() < b for _, a, b in f.vmsd_spans):
+        if sym not in interesting or f.in_vmsd(m.start()):
             continue
         kind = "legacy_vmsd" if m.group("f") == "legacy_vmsd" else "class_data"
-        index.add(sym, f, Use(kind, f.rel, line_of(f.text, m.start()), f".{m.group('f')}"))
+        index.add(sym, f, Use(kind, f.rel, f.line(m.start()), f".{m.group('f')}"))
     for m in _REGISTER.finditer(f.prep):
         close = match_close(f.prep, m.end() - 1)
         if close < 0:
@@ -179,7 +170,7 @@ def _file_uses(
         for a, b in split_top(f.prep, m.end(), close):
             arg = f.prep[a:b].strip().lstrip("&").strip()
             if arg in interesting:
-                index.add(arg, f, Use("register", f.rel, line_of(f.text, m.start()),
+                index.add(arg, f, Use("register", f.rel, f.line(m.start()),
                                       m.group("fn")))
 
 
@@ -190,8 +181,10 @@ def find_handlers(files: list[SourceFile], defines: Mapping[str, str]) -> list[H
         if "register_savevm_live" not in f.prep:
             continue
         for m in _SAVEVM_LIVE.finditer(f.prep):
-            before = f.prep[:m.start()].rstrip()
-            word = re.search(r"(\w+)$", before)
+            j = m.start()
+            while j > 0 and f.prep[j - 1].isspace():
+                j -= 1
+            word = re.search(r"(\w+)$", f.prep[max(0, j - 64):j])
             if word and word.group(1) not in ("else", "return", "do"):
                 continue  # a declaration or definition, not a call
             close = match_close(f.prep, m.end() - 1)
@@ -213,7 +206,7 @@ def find_handlers(files: list[SourceFile], defines: Mapping[str, str]) -> list[H
                 literal=resolved is not None,
                 ops=ops,
                 file=f.rel,
-                line=line_of(f.text, m.start()),
+                line=f.line(m.start()),
             ))
     return handlers
 

@@ -12,6 +12,7 @@ raises :class:`~ordering.errors.SourceTreeError` naming ``file:line`` otherwise.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -442,6 +443,27 @@ def _eval(expr: list[_Tok], values: dict[str, int], filename: str, line: int) ->
         f"{filename}:{line}",
         f"expected an integer or an earlier enumerator as value, found {' '.join(words)!r}",
     )
+
+
+def eval_priority(expr: str, values: Mapping[str, int]) -> int | None:
+    """Value of a ``.priority`` initializer, evaluated as enumerator values are.
+
+    Takes ``N``, ``-N``, ``NAME``, ``NAME + N`` or ``NAME - N`` (in parentheses or not), with
+    ``NAME`` an enumerator of ``values``; None for anything else.
+
+    Examples
+    --------
+    >>> values = {"MIG_PRI_DEFAULT": 0, "MIG_PRI_IOMMU": 1, "MIG_PRI_MAX": 2}
+    >>> eval_priority("MIG_PRI_DEFAULT + 1", values), eval_priority("(MIG_PRI_MAX)", values)
+    (1, 2)
+    >>> eval_priority("MIG_PRI_MAX + 1", values), eval_priority("SOME_MACRO", values)
+    (3, None)
+    """
+    try:
+        toks = [t for t in _tokenize(expr, "") if t.kind != "comment"]
+        return _eval(toks, dict(values), "", 0) if 0 < len(toks) <= 8 else None
+    except SourceTreeError:
+        return None
 
 
 def parse_claims(enum: PriorityEnum) -> tuple[OrderClaim, ...]:

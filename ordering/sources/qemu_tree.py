@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ordering.errors import SourceTreeError
 from ordering.sources._c_text import add_defines
+from ordering.sources._limits import shown
 from ordering.sources._tree_model import (
     Handler,
     PriorityUser,
@@ -67,25 +69,88 @@ __all__ = [
 SKIP_TOP = frozenset({"tests", "build", "roms", "subprojects", "debian"})
 """Top-level folders never scanned (plus every hidden folder, e.g. quilt's ``.pc``)."""
 
+MAX_DEPTH = 32
+"""Deepest folder scanned below the tree's top (QEMU's deepest is under 10)."""
+
+MAX_FILE_BYTES = 16 << 20
+"""Largest source file read (QEMU's largest C file is well under 1 MiB)."""
+
 _NEEDLES = (b"VMStateDescription", b"register_savevm_live", b"vmsd")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        top = here == root
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and not (top and d in SKIP_TOP)
-        )
-        for f in sorted(filenames):
-            if f.endswith((".c", ".h")):
-                yield here / f
+class _Walk:
+    """The ``.c``/``.h`` files under a tree and what had to be skipped, with a reason each."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.warnings: list[str] = []
+
+    def warn(self, path: Path | str, why: str) -> None:
+        """Record a skipped file or folder."""
+        rel = os.path.relpath(path, self.root) if isinstance(path, Path) else path
+        self.warnings.append(f"{shown(rel)}: skipped: {why}")
+
+    def files(self) -> Iterator[Path]:
+        """Every ``.c`` and ``.h`` file, folders in sorted order, depth first, no recursion."""
+        stack: list[tuple[Path, int]] = [(self.root, 0)]
+        while stack:
+            here, depth = stack.pop()
+            try:
+                with os.scandir(here) as it:
+                    entries = sorted(it, key=lambda e: e.name)
+            except OSError as exc:
+                self.warn(here, f"cannot list the folder ({exc.strerror or exc})")
+                continue
+            subdirs: list[Path] = []
+            for e in entries:
+                try:
+                    is_dir = e.is_dir(follow_symlinks=False)
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    if e.name.startswith(".") or (depth == 0 and e.name in SKIP_TOP):
+                        continue
+                    if depth + 1 > MAX_DEPTH:
+                        self.warn(Path(e.path), f"deeper than {MAX_DEPTH} folders")
+                        continue
+                    subdirs.append(Path(e.path))
+                elif e.name.endswith((".c", ".h")):
+                    yield Path(e.path)
+            stack.extend((d, depth + 1) for d in reversed(subdirs))
+
+    def read(self, p: Path) -> bytes | None:
+        """The bytes of a regular file of at most :data:`MAX_FILE_BYTES`, else None (warned)."""
+        data = read_bounded(p)
+        if isinstance(data, str):
+            self.warn(p, data)
+            return None
+        return data
+
+
+def read_bounded(p: Path) -> bytes | str:
+    """The bytes of ``p``, or why it cannot be read: not a regular file (after symlinks), a
+    dangling or looping symlink, unreadable, or longer than :data:`MAX_FILE_BYTES`."""
+    try:
+        st = p.stat()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_size > MAX_FILE_BYTES:
+        return f"longer than {MAX_FILE_BYTES} bytes"
+    try:
+        with p.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    if len(data) > MAX_FILE_BYTES:
+        return f"longer than {MAX_FILE_BYTES} bytes"
+    return data
 
 
 def tree_files(root: Path) -> list[Path]:
     """Every ``.c`` and ``.h`` file the scanner walks, in a stable order."""
-    return list(_walk(root))
+    return list(_Walk(root).files())
 
 
 def relevant(rel: str, data: bytes) -> bool:
@@ -99,13 +164,31 @@ def relevant(rel: str, data: bytes) -> bool:
 
 
 def _read(p: Path) -> str:
-    return p.read_bytes().decode("utf-8", errors="replace")
+    data = read_bounded(p)
+    return "" if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _version(rootp: Path) -> str:
+    """The release in ``VERSION`` (its first line, read bounded and checked)."""
+    version_file = rootp / "VERSION"
+    data = read_bounded(version_file)
+    if isinstance(data, str):
+        raise SourceTreeError(f"{version_file}:1",
+                              f"expected a VERSION file at the tree's top ({data})")
+    text = data[:4096].decode("utf-8", errors="replace").strip()
+    version = text.split("\n", 1)[0].strip()
+    if not _VERSION.fullmatch(version):
+        raise SourceTreeError("VERSION:1", f"expected a version such as 7.2.0, found "
+                              f"{shown(version)}")
+    return version
+
+
+_VERSION = re.compile(r"\d{1,4}\.\d{1,4}(?:\.\d{1,4}){0,2}(?:-rc\d{1,2})?")
 
 
 def _features(root: Path, header_text: str, enum: PriorityEnum) -> dict[str, tuple[bool, str]]:
     def has(rel: str, needle: str) -> bool:
-        p = root / rel
-        return p.is_file() and needle in _read(p)
+        return needle in _read(root / rel)
 
     def any_in(folder: str, needle: str) -> bool:
         d = root / folder
@@ -178,23 +261,22 @@ def scan_tree(root: str | os.PathLike[str]) -> ScannedRelease:
     """
     t0 = time.perf_counter()
     rootp = Path(root)
-    version_file = rootp / "VERSION"
-    if not version_file.is_file():
-        raise SourceTreeError(f"{version_file}:1", "expected a VERSION file at the tree's top")
-    version = _read(version_file).strip().split("\n", 1)[0].strip()
-    if not re.fullmatch(r"\d+\.\d+(?:\.\d+)*(?:-rc\d+)?", version):
-        raise SourceTreeError("VERSION:1", f"expected a version such as 7.2.0, found {version!r}")
-    header_path = rootp / HEADER
-    if not header_path.is_file():
-        raise SourceTreeError(f"{HEADER}:1", "expected the header that defines MigrationPriority")
-    header_text = _read(header_path)
+    version = _version(rootp)
+    header = read_bounded(rootp / HEADER)
+    if isinstance(header, str):
+        raise SourceTreeError(f"{HEADER}:1", "expected the header that defines "
+                              f"MigrationPriority ({header})")
+    header_text = header.decode("utf-8", errors="replace")
     enum = parse_priority_enum(header_text, HEADER)
 
     defines: dict[str, str] = {}
     files: list[SourceFile] = []
     scanned = 0
-    for p in _walk(rootp):
-        data = p.read_bytes()
+    walk = _Walk(rootp)
+    for p in walk.files():
+        data = walk.read(p)
+        if data is None:
+            continue
         is_c = p.suffix == ".c"
         if is_c:
             scanned += 1
@@ -204,7 +286,7 @@ def scan_tree(root: str | os.PathLike[str]) -> ScannedRelease:
             text = data.decode("utf-8", errors="replace")
             files.append(SourceFile.of(p.relative_to(rootp).as_posix(), text))
 
-    vmsds = find_vmsds(files, defines)
+    vmsds = find_vmsds(files, defines, {lv.name: lv.value for lv in enum.levels})
     uses = find_uses(files, vmsds, defines)
     handlers = find_handlers(files, defines)
     users, unmig = classify(vmsds, uses)
@@ -223,4 +305,5 @@ def scan_tree(root: str | os.PathLike[str]) -> ScannedRelease:
         files_scanned=scanned,
         files_parsed=len(files),
         seconds=time.perf_counter() - t0,
+        warnings=tuple(walk.warnings),
     )

@@ -39,17 +39,24 @@ def lint(scanned: ScannedRelease) -> list[str]:
     """
     out: list[tuple[str, int, str]] = []
     names = set(scanned.enum.names)
+    values = {lv.name: lv.value for lv in scanned.enum.levels}
+    top = values.get("MIG_PRI_MAX")
     for u in scanned.priority_users:
         d = u.vmsd
         line = d.priority_line or d.line
-        if d.priority and d.priority not in names:
+        if d.priority and d.priority_value is None and d.priority not in names:
             out.append((d.file, line, f"priority {d.priority} on VMSD '{d.name}' is not an "
                         f"enumerator of MigrationPriority in {HEADER}"))
+        if (d.priority_value is not None and top is not None and d.priority_value > top
+                and u.takes_effect):
+            out.append((d.file, line, f"error: priority {d.priority_expr} (= "
+                        f"{d.priority_value}) on VMSD '{d.name}' is above MIG_PRI_MAX ({top}): "
+                        "QEMU aborts on assert(priority <= MIG_PRI_MAX) when it registers the "
+                        "section (migration/savevm.c, savevm_state_handler_insert)"))
         if d.priority and not u.takes_effect:
             why = f"only inside '{u.inside}'" if u.inside else "nor used inside any other"
             out.append((d.file, line, f"priority {d.priority} on VMSD '{d.name}' cannot take "
                         f"effect: it is never registered as a section of its own ({why})"))
-    values = {lv.name: lv.value for lv in scanned.enum.levels}
     for c in scanned.claims:
         if c.target_level is None or c.level not in values:
             continue
