@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ordering.check import blockers
-from ordering.errors import ScenarioError
+from ordering.errors import MigOrderError, ScenarioError
 from ordering.model.rule import Rule
 from ordering.model.section import LoadStep, Phase, SectionType
 from ordering.model.vm import Vm
@@ -128,7 +128,8 @@ def explore(
     started = time.monotonic()
     source = space.source
     base = space.vm
-    if space.chain:  # the VM keeps the machine type the first source gave it
+    crossing = bool(space.chain) or space.source.name != space.destination.name
+    if crossing:  # the VM keeps the machine type its first source gave it (as libvirt pins it)
         base = replace(base, machine=space.machine_types[0])
     default = derive(source, base)
     relevant = relevant_owners(default.registered)
@@ -139,6 +140,7 @@ def explore(
     seen: set[tuple[object, ...]] = set()
     queue: deque[tuple[Move, ...]] = deque([()])
     states = refused = 0
+    dest_refusals: list[str] = []
     stopped = ""
     while queue:
         seq = queue.popleft()
@@ -154,8 +156,17 @@ def explore(
         if sig in seen:
             continue
         seen.add(sig)
-        states += 1
-        _evaluate(space, rules, seq, vm, order, found, live, failure_classes)
+        dest_live: set[tuple[str, str, int]] | None = None
+        if crossing:
+            why = _destination_refuses(space, rules, vm, order)
+            if isinstance(why, str):
+                dest_refusals.append(why)
+            else:
+                dest_live = why
+        if dest_live is not None or not crossing:
+            states += 1
+            _evaluate(space, rules, seq, vm, order, found, live, failure_classes, dest_live)
+        # A move may make a VM the destination refuses acceptable (an older machine type).
         if len(seq) < space.hotplug_bound:
             queue.extend((*seq, m) for m in all_moves if _allowed(seq, m, all_moves))
         if progress is not None:
@@ -169,8 +180,32 @@ def explore(
         if stopped:
             break
     verdicts = _verdicts(space, rules, default, found, live, failure_classes, states, refused, stopped,
-                         max_states, timeout)
-    return Exploration(space, verdicts, found, states, refused, stopped)
+                         max_states, timeout, dest_refusals)
+    return Exploration(space, verdicts, found, states, refused + len(dest_refusals), stopped)
+
+
+def _destination_refuses(
+    space: OrderSpace, rules: Sequence[Rule], vm: Vm, order: LoadOrder
+) -> str | set[tuple[str, str, int]]:
+    """Why the destination refuses this VM or a section of its stream (QEMU's words), or the
+    (rule, then idstr, then instance_id) rule instances live on the destination."""
+    from ordering.conditions import rule_instances
+    from ordering.upgrade import UNKNOWN_SECTION
+
+    try:
+        dest = derive(space.destination, vm)
+    except MigOrderError as exc:
+        return f"QEMU {space.destination.name} refuses the VM: {exc}"
+    known = {(s.idstr, s.instance_id) for s in dest.registered.sections}
+    for step in order.steps:
+        if (step.section.idstr, step.section.instance_id) not in known:
+            s = step.section
+            return f"QEMU {space.destination.name}: " + UNKNOWN_SECTION.format(idstr=s.idstr, instance=s.instance_id)
+    return {
+        (rule_id, inst.then.idstr, inst.then.instance_id)
+        for rule_id, insts in rule_instances(rules, dest.registered).items()
+        for inst in insts
+    }
 
 
 def explore_verdicts(
@@ -282,11 +317,14 @@ def _evaluate(
     found: dict[str, Witness],
     live: set[str],
     classes: list[str],
+    dest_live: set[tuple[str, str, int]] | None = None,
 ) -> None:
     for variant, o in _variants(order, space):
         for v in judge(o, rules):
-            if v.verdict is Verdict.NOT_LIVE:
+            if v.verdict is Verdict.NOT_LIVE or v.instance is None:
                 continue
+            if dest_live is not None and (v.rule.id, v.instance.then.idstr, v.instance.then.instance_id) not in dest_live:
+                continue  # the destination has no such hazard: the rule is not live there
             live.add(v.rule.id)
             if v.verdict is Verdict.VIOLATED and v.rule.id not in found:
                 ev = v.evidence
@@ -331,8 +369,10 @@ def _verdicts(
     stopped: str,
     max_states: int,
     timeout: float | None,
+    dest_refusals: Sequence[str] = (),
 ) -> tuple[SpaceVerdict, ...]:
-    covered = {"orders": states, "refused": refused, "moves": space.hotplug_bound}
+    covered = {"orders": states, "refused": refused, "destination_refused": len(dest_refusals),
+               "moves": space.hotplug_bound}
     where = space.describe() + f"; up to {space.hotplug_bound} move(s)"
     if stopped:
         bound = {
@@ -352,13 +392,16 @@ def _verdicts(
         if w is not None:
             out.append(_counterexample(space, default, w, where, covered, provenance))
             continue
-        if stopped:
+        if not states and dest_refusals and not stopped:
+            outcome, reason = Outcome.VACUOUS, f"the destination refuses every order in the space: {dest_refusals[0]}"
+        elif stopped:
             outcome, reason = Outcome.UNKNOWN, f"no counterexample in the {states} orders covered before {stopped}"
         elif rule is not None and subject not in live:
             outcome, reason = Outcome.VACUOUS, f"no order in the space has a live instance ({rule.condition})"
         else:
             what = f"{rule.first} after {rule.then}" if rule else "simulator failure"
-            outcome, reason = Outcome.PROVED, f"{states} orders explored ({refused} refused by QEMU), no {what}"
+            outcome, reason = Outcome.PROVED, f"{states} orders explored ({refused} refused by QEMU), no {what}" + (
+                f"; {len(dest_refusals)} refused by the {space.destination.name} destination" if dest_refusals else "")
         out.append(SpaceVerdict(subject, outcome, ENGINE, where, reason, provenance=provenance,
                                 covered=dict(covered)))
     return tuple(out)

@@ -200,3 +200,15 @@ def test_cli_json_and_exit_codes(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert "PROVED apic-before-vfio" in out
     assert main(["explore", str(path), "--bound", "-1"]) == 2
     assert "--bound" in capsys.readouterr().err
+
+
+def test_an_older_destination_refuses_a_newer_machine_type_but_not_an_older_one() -> None:
+    vm = read_scenario(K.scenarios["hazard-iommu-discarded"])
+    r = _run(vm, "10.2", "10.1", bound=1)
+    w = r.witnesses["simulator: virtio-mem before viommu (error)"]
+    assert [m.target for m in w.moves] == ["pc-q35-7.2"]
+    assert r.verdicts[0].covered["destination_refused"] >= 1  # pc-q35-10.2 is unknown to 10.1
+    _assert_replays(r)
+    none = _run(replace(vm, machine="pc-q35-10.2"), "10.2", "10.1", bound=1)
+    assert {v.outcome for v in none.verdicts} == {Outcome.VACUOUS}
+    assert "unsupported machine type" in none.verdicts[0].reason
