@@ -11,7 +11,7 @@ The reference is one networkx topological sort of the same constraint graph: eve
 must-load-before pair of every live rule instance, expanded (4096 APICs × 64 VFIO devices
 are 262144 edges), plus the hub-compressed graph migorder itself builds for cycles.
 
-Prints a table and writes benchmarks/results/check_scale.json. Never asserts a time.
+Prints a table and writes check_scale.json (benchmarks/_results.py says where). Never asserts a time.
 """
 
 from __future__ import annotations
@@ -24,10 +24,11 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "check_scale.json"
+from _results import results_path
+
+RESULTS = results_path("check_scale")
 
 
 def command_line(cpus: int, ports: int, vfio: int, bridged: int) -> list[str]:

@@ -1,17 +1,18 @@
 """Benchmark: migorder's stream reader vs QEMU's scripts/analyze-migration.py.
 
 Times both, each as a fresh ``python3`` process (wall time, best of ``--repeat``; peak RSS from
-``os.wait4``), on the real streams in ``shared/real-streams`` (decompressed to a temp dir).
+``os.wait4``), on the real streams in ``tests/data/real-streams`` (decompressed to a temp dir).
 Then writes a synthetic-but-valid stream of ``--size-gib`` GiB (header, configuration, ``ram``
 START with MEM_SIZE, PART sections full of PAGE records, END, FULL sections matching the
 vmdesc, EOF, vmdesc), and measures our reader's time and peak RSS on it, plain and
 xz-compressed, and both readers on a smaller synthetic stream (``--compare-mib``).
 
-QEMU's script is taken at run time from a QEMU source tree (``$QEMU_SRC``, default Debian's
-7.2 tree in /work/cache/src72/qemu-7.2); if absent it is fetched with
-``apt-get source --download-only qemu`` + ``dpkg-source -x`` into ``~/.cache/migorder``. It is
-never copied into this repository. Writes a table to stdout and
-``benchmarks/results/stream_read.json``; asserts nothing.
+QEMU's script is taken at run time from a QEMU source tree (``$QEMU_SRC``, else the 7.2 tree
+``.ci/run`` unpacks into ``.cache/src72/qemu-7.2``); if absent it is fetched with
+``apt-get source --download-only qemu`` + ``dpkg-source -x`` into ``~/.cache/migorder``, which
+needs deb-src entries (without them: one line saying so, exit 2). It is never copied into this
+repository. Writes a table to stdout and ``stream_read.json`` (``benchmarks/_results.py`` says
+where); asserts nothing.
 """
 
 from __future__ import annotations
@@ -33,9 +34,17 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _results import results_path  # noqa: E402
+
 from ordering.sources._stream_synth import SynthSpec, write_synthetic  # noqa: E402
 
-DEFAULT_QEMU_SRC = Path("/work/cache/src72/qemu-7.2")
+DEFAULT_QEMU_SRC = REPO / ".cache" / "src72" / "qemu-7.2"
+NEEDS = ("needs QEMU's scripts/analyze-migration.py: set QEMU_SRC to a QEMU source tree, or add "
+         "deb-src entries so that `apt-get source qemu` works (.ci/run shows them)")
+
+
+class Missing(Exception):
+    """What the benchmark needs and does not have: one line for the user."""
 CACHE = Path.home() / ".cache" / "migorder" / "qemu-src"
 HWM = """
 def _hwm():
@@ -116,16 +125,25 @@ def find_analyze_migration() -> Path:
         script = root / "scripts" / "analyze-migration.py"
         if script.is_file():
             return script
-    CACHE.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["apt-get", "source", "--download-only", "qemu"], cwd=CACHE, check=True)
-    dsc = sorted(CACHE.glob("qemu_*.dsc"))[-1]
-    subprocess.run(["dpkg-source", "-x", dsc.name], cwd=CACHE, check=True)
-    return sorted(CACHE.glob("qemu-*/scripts/analyze-migration.py"))[-1]
+    try:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        fetched = subprocess.run(["apt-get", "source", "--download-only", "qemu"], cwd=CACHE,
+                                 capture_output=True, text=True, check=False)
+        dsc = sorted(CACHE.glob("qemu_*.dsc"))
+        if fetched.returncode != 0 or not dsc:
+            raise Missing(NEEDS)
+        subprocess.run(["dpkg-source", "-x", dsc[-1].name], cwd=CACHE, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise Missing(f"{NEEDS} ({exc})") from None
+    found = sorted(CACHE.glob("qemu-*/scripts/analyze-migration.py"))
+    if not found:
+        raise Missing(NEEDS)
+    return found[-1]
 
 
 def _real_streams() -> list[Path]:
     env = os.environ.get("MIGORDER_REAL_STREAMS")
-    d = Path(env) if env else REPO.parent / "shared" / "real-streams"
+    d = Path(env) if env else REPO / "tests" / "data" / "real-streams"
     return sorted(d.glob("*.mig.xz"))
 
 
@@ -154,11 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size-gib", type=float, default=1.0)
     ap.add_argument("--compare-mib", type=int, default=256)
     ap.add_argument("--no-xz", action="store_true", help="skip the xz-compressed big stream")
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" /
-                    "stream_read.json")
+    ap.add_argument("--out", type=Path, help="where to write the JSON (default: benchmarks/_results.py)")
+    ap.add_argument("--update", action="store_true", help="write the committed benchmarks/results/stream_read.json")
     args = ap.parse_args(argv)
+    args.out = args.out or results_path("stream_read", update=args.update)
 
-    script = find_analyze_migration()
+    try:
+        script = find_analyze_migration()
+    except Missing as exc:
+        print(f"stream_read.py: {exc}", file=sys.stderr)
+        return 2
     rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="migorder-bench-"))
     try:
@@ -197,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     machine = {"nproc": os.cpu_count(), "cpu": _cpu_model(), "python": platform.python_version(),
-               "analyze_migration": str(script)}
+               "analyze_migration": f"{script.parent.parent.name}/scripts/{script.name}"}
     readable = [r for r in rows
                 if r["qemu"]["ok"] and r["ours"]["ok"] and "synthetic" not in r["stream"]]
     aggregate = {

@@ -6,7 +6,7 @@
   a 7.2 tree; skipped when unset), once with an empty cache (both trees scanned) and once
   warm (the base tree's scan cached) — target ≤ 10 s.
 
-Best of ``--repeat`` runs. Writes a table to stdout and ``benchmarks/results/verify.json``;
+Best of ``--repeat`` runs. Writes a table to stdout and ``verify.json`` (``benchmarks/_results.py`` says where);
 asserts nothing.
 """
 
@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from _results import results_path
 
 REPO = Path(__file__).resolve().parents[1]
 PATCH = REPO / "tests/data/patches/apic-d943cef76090.patch"
@@ -84,8 +86,7 @@ def main() -> int:
     for r in rows:
         s = f"{r['seconds']:.2f}" if r["seconds"] is not None else "skip"
         print(f"{r['case']:<48} {s:>8} {r['target']:>7.1f} {r['exit']}")
-    out = REPO / "benchmarks/results/verify.json"
-    out.parent.mkdir(exist_ok=True)
+    out = results_path("verify")
     out.write_text(json.dumps({"machine": machine, "repeat": args.repeat, "rows": rows}, indent=2) + "\n")
     return 0
 

@@ -34,6 +34,6 @@ def require(thing: object, what: str) -> None:
 def qemu_binary(name: str) -> str:
     """The path of a Debian QEMU binary (``qemu-system-x86_64``), or skip/fail."""
     path = shutil.which(name)
-    require(path, f"QEMU binary {name}")
+    require(path, f"QEMU binary {name} on PATH (Debian's qemu-system-x86 / qemu-system-arm)")
     assert path is not None
     return path

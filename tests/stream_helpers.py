@@ -12,19 +12,19 @@ from typing import Any
 ENV = "MIGORDER_REAL_STREAMS"
 
 
-def real_streams_dir() -> Path | None:
-    """``$MIGORDER_REAL_STREAMS``, else ``shared/real-streams`` next to the repository."""
+BUNDLED = Path(__file__).parent / "data" / "real-streams"
+
+
+def real_streams_dir() -> Path:
+    """``$MIGORDER_REAL_STREAMS`` when set, else the streams committed in ``tests/data/real-streams``."""
     env = os.environ.get(ENV)
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parents[2] / "shared" / "real-streams"
-    return here if here.is_dir() else None
+    return Path(env) if env else BUNDLED
 
 
 def real_streams() -> list[Path]:
     """Every ``*.mig.xz`` with its ``*.order.json`` beside it, sorted by name."""
     d = real_streams_dir()
-    if d is None or not d.is_dir():
+    if not d.is_dir():
         return []
     return sorted(p for p in d.glob("*.mig.xz") if ground_truth_path(p).exists())
 

@@ -40,7 +40,7 @@ def _verdicts(k: Knowledge, order: LoadOrder, rule: str) -> list[RuleVerdict]:
 
 
 def test_real_streams_are_there() -> None:
-    require(len(STREAMS) >= 9, "shared/real-streams (set MIGORDER_REAL_STREAMS)")
+    require(len(STREAMS) >= 9, "tests/data/real-streams (or set MIGORDER_REAL_STREAMS)")
 
 
 @pytest.mark.parametrize("path", STREAMS, ids=IDS)

@@ -1,6 +1,6 @@
 """`derive` reproduces real QEMU streams exactly, from the same command line.
 
-One test per real stream in shared/real-streams (QEMU 7.2 and 11.1), and one per order
+One test per real stream in tests/data/real-streams (QEMU 7.2 and 11.1), and one per order
 captured from Debian's 7.2, 10.0 and 11.1 binaries in tests/data/captured.
 """
 
@@ -17,7 +17,7 @@ from ordering.order import derive
 from ordering.sources.models import load_knowledge
 
 _real = real_streams_dir()
-REAL = sorted(_real.glob("*.order.json")) if _real else []
+REAL = sorted(_real.glob("*.order.json"))
 CAPTURES = sorted(CAPTURED.glob("*.order.json"))
 
 
@@ -34,7 +34,7 @@ def _derived(path: Path, *, full_only: bool) -> tuple[list[tuple[str, int, str, 
 
 
 def test_real_streams_are_there() -> None:
-    require(REAL, "shared/real-streams (set MIGORDER_REAL_STREAMS)")
+    require(REAL, f"real streams in {_real} (set MIGORDER_REAL_STREAMS to a folder of them)")
     assert len(REAL) >= 9
 
 

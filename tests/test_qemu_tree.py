@@ -23,7 +23,9 @@ HERE = Path(__file__).parent
 TREES = HERE / "fixtures" / "qemu-trees"
 REPO = HERE.parent
 BUNDLED_7_2 = REPO / "models" / "releases" / "7.2.toml"
-REAL_7_2 = Path(os.environ.get("MIGORDER_QEMU_SRC_7_2", "/work/cache/src72/qemu-7.2"))
+# Where .ci/run unpacks Debian's source package; $MIGORDER_QEMU_SRC_7_2 (etc.) names another tree.
+CI_CACHE = Path(__file__).resolve().parents[1] / ".cache"
+REAL_7_2 = Path(os.environ.get("MIGORDER_QEMU_SRC_7_2") or CI_CACHE / "src72" / "qemu-7.2")
 
 
 def _by_name(scanned: ScannedRelease) -> dict[str, tuple[str, str, str]]:
@@ -246,8 +248,8 @@ def test_real_7_2_agrees_with_bundled_model(real72: ScannedRelease) -> None:
 # --------------------------------------------------------------------------- newer trees (optional)
 
 NEWER = {
-    "10.0": Path(os.environ.get("MIGORDER_QEMU_SRC_10_0", "/work/cache/src100/qemu-10.0")),
-    "10.2": Path(os.environ.get("MIGORDER_QEMU_SRC_10_2", "/work/cache/src102/qemu-10.2")),
+    "10.0": Path(os.environ.get("MIGORDER_QEMU_SRC_10_0") or CI_CACHE / "src100" / "qemu-10.0"),
+    "10.2": Path(os.environ.get("MIGORDER_QEMU_SRC_10_2") or CI_CACHE / "src102" / "qemu-10.2"),
 }
 
 
@@ -256,7 +258,8 @@ NEWER = {
 def test_newer_real_trees(release: str) -> None:
     root = NEWER[release]
     if not (root / "VERSION").is_file():
-        pytest.skip(f"QEMU {release} source tree not at {root}")
+        pytest.skip(f"QEMU {release} source tree not at {root} "
+                    f"(set MIGORDER_QEMU_SRC_{release.replace('.', '_')})")
     s = scan_tree(root)
     assert s.release == release
     found = _by_name(s)
@@ -302,6 +305,7 @@ def _agreement(bundled: dict[str, Any], scanned: dict[str, Any]) -> None:
 def test_newer_real_trees_agree_with_bundled_models(release: str) -> None:
     root = NEWER[release]
     if not (root / "VERSION").is_file():
-        pytest.skip(f"QEMU {release} source tree not at {root}")
+        pytest.skip(f"QEMU {release} source tree not at {root} "
+                    f"(set MIGORDER_QEMU_SRC_{release.replace('.', '_')})")
     bundled = tomllib.loads((BUNDLED_7_2.parent / f"{release}.toml").read_text())
     _agreement(bundled, release_model(scan_tree(root)))

@@ -22,7 +22,7 @@ from ordering.sources.stream import Phase, SectionType, Stream, read_stream
 REAL = real_streams()
 REAL_IDS = [p.name.removesuffix(".mig.xz") for p in REAL]
 needs_real = pytest.mark.skipif(
-    not REAL, reason=f"no real streams found (looked in {real_streams_dir()})"
+    not REAL, reason=f"no real streams in {real_streams_dir()} (set MIGORDER_REAL_STREAMS to a folder of them)"
 )
 ITERABLE_PHASE = {"START": "setup", "PART": "iterate", "END": "complete"}
 

@@ -1,7 +1,7 @@
 """Sizes of FULL section payloads, computed from the vmdesc JSON trailer.
 
 Facts used (QEMU migration/vmstate.c, the vmdesc writer; checked on the real streams in
-``shared/real-streams``):
+``tests/data/real-streams``):
 
 - each field entry carries ``size``: the bytes that field wrote, structs (and their nested
   subsections) included;
