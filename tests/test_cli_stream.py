@@ -47,11 +47,14 @@ def test_stream_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_stream_wrong_release_warns(capsys: pytest.CaptureFixture[str]) -> None:
-    # An 11.1 stream read with 7.2's priorities (no MIG_PRI_APIC): the apic section that
-    # comes first contradicts them, and the tool says so.
-    assert main(["stream", "--qemu", "7.2", str(_path("qemu11.1-a-x86-q35-minimal"))]) == 0
+    # A 7.2 stream read with 11.1's priorities (MIG_PRI_APIC): the apic section that comes
+    # after a MIG_PRI_DEFAULT one contradicts them, and the tool says so. (The other way, 7.2
+    # refuses the 11.1 stream's machine type pc-q35-11.1.)
+    assert main(["stream", "--qemu", "11.1", str(_path("a-x86-q35-minimal"))]) == 0
     out = capsys.readouterr().out
-    assert "warning: apic" in out
+    assert "warning: kvm-tpr-opt (MIG_PRI_DEFAULT, section_id 6) was sent before apic (MIG_PRI_APIC" in out
+    assert main(["stream", "--qemu", "7.2", str(_path("qemu11.1-a-x86-q35-minimal"))]) == 2
+    assert "QEMU 7.2 refuses -machine pc-q35-11.1" in capsys.readouterr().err
 
 
 def test_stream_truncated_exits_2_with_offset(
