@@ -231,9 +231,11 @@ def layout_diagram(d: Diagram) -> Scene:
         rects.append(Rect(Box(xs - 0.4, y_of(top + bands_h), 0.8, bands_h), "#b0b7bf", z=0))
 
     for p in placed.values():
+        # Boxes above the arrows (z 4 > 3): an arrow that must pass a row of bystanders goes
+        # under them, and every label stays readable; arrows end at their boxes' edges.
         edge = CYCLE_COLOR if p.node.in_cycle else "#5f6b76"
         rects.append(Rect(p.box, colors[p.node.kind], edge, 1.6 if p.node.in_cycle else 0.6,
-                          z=2))
+                          z=4))
         labels.append(Label(*p.box.center, p.text, NODE_SIZE, z=6))
 
     curves, tags = _route(d.edges, placed, [lb.box for lb in labels])
