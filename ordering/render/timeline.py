@@ -192,18 +192,24 @@ def build_timeline(order: LoadOrder, *, result: CheckResult | None = None, trace
     first."""
     bars = fold(order.steps, group_at=group_at)
     marks: list[Mark] = []
-    notes: list[str] = []
     if trace is not None:
         marks += marks_from_trace(order, bars, trace)
-        notes.append("✗ F: a failure the simulator saw when replaying this order")
     if result is not None:
-        rule_marks = marks_from_check(result, bars)
-        marks += rule_marks
-        if any(m.kind == "violated" for m in rule_marks) or trace is None:
-            notes.append("✗ V: a rule violated (loaded too late)")
-        if any(m.kind == "tie-fragile" for m in rule_marks):
-            notes.append("≈ T: a rule that holds only by registration order")
-    note = "; ".join(notes) + ("; arrow: what must load first" if notes else "")
+        marks += marks_from_check(result, bars)
+    kinds = {m.kind for m in marks}
+    notes = [text for kind, text in (
+        ("failure", "✗ F: a failure the simulator saw when replaying this order"),
+        ("violated", "✗ V: a rule violated (loaded too late)"),
+        ("tie-fragile", "≈ T: a rule that holds only by registration order"),
+    ) if kind in kinds]
+    if notes:
+        note = "; ".join(notes) + "; arrow: what must load first"
+    elif trace is not None or result is not None:
+        judged = " and ".join(w for w, given in (("the simulator", trace is not None),
+                                                 ("every rule", result is not None)) if given)
+        note = f"no marks: {judged} found nothing wrong in this order"
+    else:
+        note = ""
     levels = tuple(sorted(order.release.scheme.usable, key=lambda lvl: -lvl.value))
     default_title = (f"{order.vm.name}: load order on a QEMU {order.release.name} source "
                      f"({order.machine_type}, {len(order.steps)} sections)")
