@@ -26,9 +26,11 @@ def _no_children() -> bool:
     return False
 
 
-def _script(tmp_path: Path, body: str) -> str:
+def _script(tmp_path: Path, body: str, version: str = "QEMU emulator version 7.2.0") -> str:
+    """A fake QEMU: answers ``--version`` with ``version``, else runs ``body``."""
     path = tmp_path / "fake-qemu"
-    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo "{version}"; exit 0; fi\n'
+                    + body + "\n")
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
 
@@ -47,8 +49,38 @@ def test_empty_command_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_missing_binary(tmp_path: Path) -> None:
-    with pytest.raises(QemuRefused, match=r"cannot start .*No such file"):
+    with pytest.raises(UsageError, match=r"expected a QEMU binary to run \(No such file"):
         capture_stream([str(tmp_path / "nope")], tmp_path / "x.mig")
+
+
+def test_only_a_binary_answering_like_qemu_is_run(tmp_path: Path) -> None:
+    """``capture -- sh -c '...'`` ran sh; now ``BINARY --version`` must answer as QEMU does
+    before anything else is started (the fake's body would create the marker)."""
+    marker = tmp_path / "ran"
+    fake = _script(tmp_path, f"touch {marker}", version="GNU bash, version 5.2")
+    with pytest.raises(UsageError) as info:
+        capture_stream([fake, "-machine", "q35"], tmp_path / "x.mig", timeout=10)
+    assert str(info.value).endswith("expected a QEMU binary, which answers --version with "
+                                    "'QEMU emulator version X.Y...', found 'GNU bash, version 5.2'")
+    with pytest.raises(UsageError, match="expected a QEMU binary"):
+        capture_stream(["sh", "-c", f"touch {marker}"], tmp_path / "x.mig", timeout=10)
+    assert not marker.exists()
+    assert _no_children()
+
+
+@pytest.mark.parametrize("command", [["check", "--capture"], ["capture"]])
+def test_cli_refuses_a_shell_as_qemu(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    command: list[str]) -> None:
+    from ordering.cli import main
+
+    marker = tmp_path / "ran"
+    code = main([*command, "--", "sh", "-c", f"touch {marker}"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("migorder: error: 'sh': expected a QEMU binary, which answers "
+                          "--version")
+    assert err.count("\n") == 1
+    assert not marker.exists()
 
 
 def test_startup_failure_reports_stderr(tmp_path: Path) -> None:

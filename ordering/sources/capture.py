@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import shlex
 import subprocess
 import tempfile
@@ -26,8 +27,14 @@ from typing import Any
 from qemu.qmp import ExecuteError, QMPClient, QMPError
 
 from ordering.errors import QemuRefused, UsageError
+from ordering.sources._limits import shown
 
-__all__ = ["CaptureResult", "capture_stream", "qemu_command"]
+__all__ = ["CaptureResult", "capture_stream", "check_qemu_binary", "qemu_command"]
+
+VERSION_TIMEOUT = 20.0
+"""Seconds ``BINARY --version`` may take (a chroot wrapper is slower than the binary)."""
+
+_QEMU_VERSION = re.compile(rb"^QEMU emulator version (\d+)\.(\d+)")
 
 MAX_BANDWIDTH = 1 << 40
 """bytes/s for ``migrate-set-parameters max-bandwidth`` (7.2's default is 32 MiB/s)."""
@@ -79,6 +86,42 @@ def qemu_command(qemu_argv: Sequence[str], socket: str) -> list[str]:
         argv.append("-S")
     argv += ["-qmp", f"unix:{socket},server=on,wait=off"]
     return argv
+
+
+def check_qemu_binary(binary: str) -> str:
+    """Run ``binary --version`` alone and return its first line, which must be QEMU's.
+
+    Nothing else is started with a binary that does not answer ``QEMU emulator version X.Y``:
+    ``migorder capture -- sh -c '...'`` is refused here, before ``sh`` gets any command.
+
+    Raises
+    ------
+    UsageError
+        The binary cannot be run, takes longer than :data:`VERSION_TIMEOUT`, or answers
+        something else (its answer is shown, cut to 200 characters).
+
+    Examples
+    --------
+    >>> check_qemu_binary("/nonexistent/qemu-system-x86_64")
+    Traceback (most recent call last):
+    ...
+    ordering.errors.UsageError: '/nonexistent/qemu-system-x86_64': expected a QEMU binary to run (No such file or directory)
+    """
+    try:
+        done = subprocess.run([binary, "--version"], stdin=subprocess.DEVNULL,
+                              capture_output=True, timeout=VERSION_TIMEOUT, check=False)
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{shown(binary)}: expected a QEMU binary to run ({why})") from None
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{shown(binary)}: expected a QEMU binary, which answers --version "
+                         f"at once (no answer in {VERSION_TIMEOUT:g} s)") from None
+    first = done.stdout.lstrip().split(b"\n", 1)[0].strip()
+    if _QEMU_VERSION.match(first) is None:
+        answer = shown(first.decode(errors="replace")) if first else "an empty answer"
+        raise UsageError(f"{shown(binary)}: expected a QEMU binary, which answers --version "
+                         f"with 'QEMU emulator version X.Y...', found {answer}")
+    return first.decode(errors="replace")
 
 
 def _stderr_reason(text: str, binary: str) -> str:
@@ -258,7 +301,8 @@ def capture_stream(
         the migration failed (``error-desc``, e.g. "State blocked by non-migratable device
         '0000:00:01.0/nvme'").
     UsageError
-        No QEMU binary given.
+        No QEMU binary given, or one that does not answer ``--version`` as QEMU does
+        (:func:`check_qemu_binary`; nothing else is run then).
 
     Examples
     --------
@@ -271,6 +315,7 @@ def capture_stream(
     with tempfile.TemporaryDirectory(prefix="migorder-") as tmp:
         sock = Path(tmp) / "qmp.sock"
         argv = qemu_command(qemu_argv, str(sock))
+        check_qemu_binary(argv[0])
         run = _Run(argv, sock, Path(tmp) / "stderr")
         began = time.monotonic()
         run.start()
