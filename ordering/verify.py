@@ -124,7 +124,13 @@ def _lint(base: Release, after: Release, k: Knowledge) -> list[str]:
                 f"only nested inside '{fact.inside or '?'}', whose own priority orders the stream"
             )
     before = {(c.claim.level.name, c.claim.relation, c.claim.target_text): c for c in check_claims(base, k.rules)}
-    for c in check_claims(after, k.rules):
+    after_claims = check_claims(after, k.rules)
+    kept = {(c.claim.level.name, c.claim.relation, c.claim.target_text) for c in after_claims}
+    for key, c in before.items():
+        if key not in kept:
+            out.append(f"claim gone: {c.claim.level.name} \"Must happen {c.claim.relation} {c.claim.target_text}\" "
+                       "is no longer in the enum's comments")
+    for c in after_claims:
         key = (c.claim.level.name, c.claim.relation, c.claim.target_text)
         prev = before.get(key)
         state = "holds" if c.holds and c.effective else "holds numerically only" if c.holds else "is false"

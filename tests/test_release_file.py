@@ -85,3 +85,12 @@ def test_file_and_tree_together_is_a_usage_error(capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "check", "--qemu", "7.2", "--qemu-tree", str(BASIC))
     assert code == 2
     assert "not both" in err
+
+
+def test_simulate_source_release_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "rel.toml"
+    run(capsys, "scan", str(BASIC), "--out", str(out))
+    code, text, err = run(capsys, "simulate", "--qemu", "7.2", "--source-qemu", str(out))
+    assert err == ""
+    assert code in (0, 1)
+    assert "7.2" in text

@@ -286,3 +286,30 @@ def test_virtio_mem_patch_is_already_in_the_real_7_2_tree(capsys: pytest.Capture
     code, _, err = run(capsys, "verify", str(PATCHES / "virtio-mem-0fd7616e0f11.patch"), "--tree", str(tree))
     assert code == 2
     assert "already in the tree" in err
+
+
+def test_early_setup_moves_the_section_to_the_setup_phase(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = verify_json(capsys, str(PATCHES / "early-setup-apic.patch"), "--qemu", "10.1", "--scenario", "default")
+    assert (code, data["summary"]) == (0, "BETTER")
+    assert rule(data, "apic-before-vfio") == ("tie-fragile", "guaranteed")
+    assert any("section -> early_setup" in c and "stream itself changes" in c for c in data["cross_version"])
+
+
+def test_savevm_hunks_stay_unjudged_with_a_tree(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    shutil.copytree(BASIC, tree)
+    savevm = tree / "migration/savevm.c"
+    savevm.write_text("static int save_state_priority(SaveStateEntry *se)\n{\n    return se->vmsd->priority;\n}\n")
+    old = savevm.read_text().splitlines(keepends=True)
+    new = [*old]
+    new[2] = "    return MIG_PRI_MAX - se->vmsd->priority;\n"
+    patch = tmp_path / "savevm.diff"
+    patch.write_text("".join(difflib.unified_diff(old, new, "a/migration/savevm.c", "b/migration/savevm.c")))
+    code, data = verify_json(capsys, str(patch), "--tree", str(tree), "--scenario", "default")
+    assert (code, data["summary"]) == (1, "UNJUDGED")
+    assert data["unjudged"][0]["where"] == "migration/savevm.c:3"
+
+
+def test_a_rename_says_the_old_claim_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
+    _, data = verify_json(capsys, str(PATCHES / "rename-level.patch"), "--qemu", "7.2")
+    assert any(ln.startswith("claim gone: MIG_PRI_GICV3_ITS") for ln in data["lint"])

@@ -98,8 +98,11 @@ def _tree_results(args: argparse.Namespace, k: Knowledge, patches: list[Patch], 
     comparison = compare(k, base, after, scenarios)
     ignored = tuple(f"{f.path}:{h.new_start}" for p in patches for f in p.files for h in f.hunks)
     changes = fact_changes(base, after)
-    word = summary(comparison, False)
-    return [VerifyResult(base.name, "tree", tuple(patches), tuple(skipped), changes, (),
+    from ordering.sources.patch_apply import savevm_hunks
+
+    unjudged = savevm_hunks(patches)
+    word = summary(comparison, bool(unjudged))
+    return [VerifyResult(base.name, "tree", tuple(patches), tuple(skipped), changes, unjudged,
                          tuple(x for x in ignored if not any(x.split(":")[0] in c for c in changes)),
                          comparison, word, base.assumes)]
 
@@ -123,6 +126,7 @@ def _git_results(args: argparse.Namespace, k: Knowledge, scenarios: list[tuple[s
             results.append(_model_mode(k, base, done, [], scenarios, "the whole range"))
         return results
     with rng.checkout() as work:
+        from ordering.sources.patch_apply import savevm_hunks
         from ordering.sources.patch_tree import fact_changes
         from ordering.sources.release_file import release_from_tree
 
@@ -130,16 +134,18 @@ def _git_results(args: argparse.Namespace, k: Knowledge, scenarios: list[tuple[s
         prev = base
         for commit, patch in rng.patches():
             work.apply(patch)
-            now = release_from_tree(work.root, k)
+            now = release_from_tree(work.root, k, use_cache=False)
             c = compare(k, prev, now, scenarios)
-            results.append(VerifyResult(prev.name, "tree", (patch,), (), fact_changes(prev, now), (), (),
-                                        c, summary(c, False), (), f"commit {commit[:12]}"))
+            unjudged = savevm_hunks([patch])
+            results.append(VerifyResult(prev.name, "tree", (patch,), (), fact_changes(prev, now), unjudged, (),
+                                        c, summary(c, bool(unjudged)), (), f"commit {commit[:12]}"))
             prev = now
         if len(results) > 1:
             c = compare(k, base, prev, scenarios)
-            results.append(VerifyResult(base.name, "tree", tuple(p for r in results for p in r.patches), (),
-                                        fact_changes(base, prev), (), (), c, summary(c, False), (),
-                                        "the whole range"))
+            every = [p for r in results for p in r.patches]
+            unjudged = savevm_hunks(every)
+            results.append(VerifyResult(base.name, "tree", tuple(every), (), fact_changes(base, prev), unjudged, (),
+                                        c, summary(c, bool(unjudged)), (), "the whole range"))
     return results
 
 

@@ -21,7 +21,7 @@ from ordering.model.priority import PriorityLevel, PriorityScheme
 from ordering.model.release import Registration, Release, VmsdFact
 from ordering.sources.patch import FileDiff, Hunk, Line, Patch
 
-__all__ = ["Applied", "DoesNotApply", "Unjudged", "apply_to_model"]
+__all__ = ["Applied", "DoesNotApply", "Unjudged", "apply_to_model", "savevm_hunks"]
 
 HEADER = "include/migration/vmstate.h"
 
@@ -353,3 +353,20 @@ def apply_to_model(base: Release, patches: list[Patch]) -> Applied:
     labels = ", ".join(p.commit[:12] or p.subject or p.source for p in patches)
     after = model.finish(labels)
     return Applied(after, tuple(model.changes), tuple(model.unjudged), tuple(model.ignored))
+
+
+def savevm_hunks(patches: list[Patch]) -> tuple[Unjudged, ...]:
+    """Hunks of ``migration/`` that change how priorities are used: a tree scan reads the
+    enum and the VMSDs, not savevm's sort, so even with a tree these stay UNJUDGED."""
+    out: list[Unjudged] = []
+    for patch in patches:
+        for f in patch.files:
+            if not f.path.startswith("migration/"):
+                continue
+            for h in f.hunks:
+                ln = next((x for x in h.changed if _SAVEVM_USES.search(x.text)), None)
+                if ln is not None:
+                    out.append(Unjudged(f"{f.path}:{ln.new or ln.old}", patch.label,
+                                        "savevm code that may change how priorities are used "
+                                        f"(the tree scan does not model it): {ln.text.strip()!r}"))
+    return tuple(out)

@@ -233,7 +233,7 @@ def user_releases(args: argparse.Namespace, k: Knowledge) -> Knowledge:
     """
     tree = getattr(args, "qemu_tree", None)
     qemu = getattr(args, "qemu", None)
-    if tree is None and not qemu:
+    if tree is None and not qemu and not getattr(args, "source_qemu", None):
         return k
     many = isinstance(qemu, list) or bool(getattr(args, "qemu_many", False))
     names: list[str] = list(qemu) if isinstance(qemu, list) else [qemu] if qemu else []
@@ -255,5 +255,5 @@ def user_releases(args: argparse.Namespace, k: Knowledge) -> Knowledge:
         key = _key(k, rel, "tree")
         k = with_release(k, key, rel)
         keys.append(key)
-    args.qemu = keys if many else keys[0]
+    args.qemu = keys if many else (keys[0] if keys else qemu)
     return k
