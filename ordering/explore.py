@@ -94,6 +94,7 @@ def explore(
     timeout: float | None = None,
     progress: Callable[[int, int], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    reduce: bool = True,
 ) -> Exploration:
     """Every order of ``space`` up to ``space.hotplug_bound`` moves, judged and simulated.
 
@@ -109,6 +110,9 @@ def explore(
         Called with (orders explored, move sequences waiting) after each state.
     stop
         Polled after each state; ``True`` stops the walk (Ctrl-C): UNKNOWN, with what was covered.
+    reduce
+        Partial-order and symmetry reduction (``False``: every device's moves, every vCPU, and
+        two states are one only when their whole orders agree; for testing the reduction).
 
     Examples
     --------
@@ -134,6 +138,9 @@ def explore(
     default = derive(source, base)
     relevant = relevant_owners(default.registered)
     all_moves = moves(space, relevant)
+    if not reduce:
+        relevant = frozenset({"cpu", *(s.owner for s in default.registered.sections)})
+        all_moves = tuple(replace(m, symmetry="") for m in moves(space))
     found: dict[str, Witness] = {}
     live: set[str] = set()
     failure_classes: list[str] = []
@@ -152,7 +159,7 @@ def explore(
         except ScenarioError:
             refused += 1
             continue
-        sig = _signature(order, relevant)
+        sig = _signature(order, relevant) if reduce else (order.machine_type, tuple((s.section.label, s.type.value) for s in order.steps))
         if sig in seen:
             continue
         seen.add(sig)
