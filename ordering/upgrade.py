@@ -225,8 +225,10 @@ def _sided_blockers(source: tuple[Blocker, ...], dest: tuple[Blocker, ...]) -> t
     def key(b: Blocker) -> tuple[str, str]:
         return b.device, b.message
 
-    dest_keys = {key(b) for b in dest}
-    src_keys = {key(b) for b in source}
-    out = [SidedBlocker(b, Side.BOTH if key(b) in dest_keys else Side.SOURCE) for b in source]
-    out += [SidedBlocker(b, Side.DESTINATION) for b in dest if key(b) not in src_keys]
+    # The same blocker on both sides only when it is as firm on both (11.1's vIOMMU blocker
+    # depends on the host device where 10.0's does not).
+    dest_keys = {(key(b), b.conditional) for b in dest}
+    out = [SidedBlocker(b, Side.BOTH if (key(b), b.conditional) in dest_keys else Side.SOURCE) for b in source]
+    src_keys = {(key(b), b.conditional) for b in source}
+    out += [SidedBlocker(b, Side.DESTINATION) for b in dest if (key(b), b.conditional) not in src_keys]
     return tuple(out)

@@ -85,14 +85,15 @@ def _lines() -> list[list[str]]:
 
 
 def test_vms_differing_only_in_names_uuids_macs_paths_and_fds_are_one_shape() -> None:
-    app1, app2, gpu1, gpu2, _ = _lines()
+    app1, app2, gpu1, gpu2, _, db = _lines()
     assert app1 != app2
     assert shape_id(app1) == shape_id(app2)
     assert shape_id(gpu1) == shape_id(gpu2)  # their VFIO host addresses differ too
+    assert shape_id(db) != shape_id(gpu1)  # a vIOMMU more
 
 
 def test_one_more_device_is_another_shape() -> None:
-    app1, _, gpu1, _, _ = _lines()
+    app1, _, gpu1, *_ = _lines()
     assert shape_id(app1) != shape_id(gpu1)
     more = [*app1, "-device", '{"driver":"virtio-balloon-pci","id":"balloon0","bus":"pcie.0","addr":"0x4"}']
     assert shape_id(more) != shape_id(app1)
@@ -105,12 +106,12 @@ def test_the_fleet_checks_each_shape_once(capsys: pytest.CaptureFixture[str]) ->
     code, out, _ = run(capsys, str(CMDLINES), "--from", "10.0", "--to", "11.1", "--json-lines")
     vms = json_lines(out)
     assert code == 1
-    assert [v["vm"] for v in vms] == ["app-01", "app-02", "gpu-01", "gpu-02", "legacy-01"]
+    assert [v["vm"] for v in vms] == ["app-01", "app-02", "gpu-01", "gpu-02", "legacy-01", "db-02"]
     assert vms[0]["shape"] == vms[1]["shape"] != vms[2]["shape"] == vms[3]["shape"]
     for v in vms:
         assert set(v) == {"vm", "source", "shape", "from", "to", "exit", "findings"}
         assert (v["from"], v["to"]) == ("10.0", "11.1")
-    assert [v["exit"] for v in vms] == [0, 0, 1, 1, 1]
+    assert [v["exit"] for v in vms] == [0, 0, 1, 1, 1, 1]
     assert vms[2]["source"].endswith("cmdlines.txt:4")
 
 
@@ -120,7 +121,7 @@ def test_the_fleet_checks_each_shape_once(capsys: pytest.CaptureFixture[str]) ->
 def test_a_registration_tie_is_said_per_vm_with_the_hot_plug_that_breaks_it(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, str(CMDLINES), "--from", "10.0", "--to", "11.1")
     assert code == 1
-    assert "TIE-FRAGILE [10.0→11.1] apic-before-vfio: 2 VM(s) (decided by the source)\n    e.g. gpu-01, gpu-02" in out
+    assert "TIE-FRAGILE [10.0→11.1] apic-before-vfio: 3 VM(s) (decided by the source)\n    e.g. gpu-01, gpu-02, db-02" in out
     assert (
         "gpu-02 (" in out
     )
@@ -128,10 +129,15 @@ def test_a_registration_tie_is_said_per_vm_with_the_hot_plug_that_breaks_it(caps
         "[10.0→11.1] tie-fragile: a vCPU hot-plugged after VFIO device hostdev0 would break "
         "apic-before-vfio on this source (10.0)" in out
     )
+    # 10.0 refuses VFIO behind a vIOMMU; 11.1 only for a device without its own dirty tracking
+    assert (
+        "BLOCKER [10.0→11.1] <host>: Migration is currently not supported with vIOMMU enabled: 1 VM(s) "
+        "(decided by the source)\n    e.g. db-02" in out
+    )
     # a line without -nodefaults is not understood, not a crash
     assert "NOT UNDERSTOOD expected -nodefaults" in out
     assert "e.g. legacy-01" in out
-    assert "migorder fleet: 5 VM(s), 3 distinct shape(s) checked; 3 VM(s) with findings, 2 clean" in out
+    assert "migorder fleet: 6 VM(s), 4 distinct shape(s) checked; 4 VM(s) with findings, 2 clean" in out
 
 
 def test_logs_give_the_source_release_and_say_how(capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,7 +173,7 @@ def test_jobs_2_agrees_with_jobs_1(capsys: pytest.CaptureFixture[str]) -> None:
     _, one, _ = run(capsys, str(LOGS), str(CMDLINES), "--from", "10.0", "--to", "10.2", "--jobs", "1", "--json-lines")
     _, two, _ = run(capsys, str(LOGS), str(CMDLINES), "--from", "10.0", "--to", "10.2", "--jobs", "2", "--json-lines")
     assert one == two
-    assert len(json_lines(one)) == 8
+    assert len(json_lines(one)) == 9
 
 
 def test_clean_fleet_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -202,7 +208,7 @@ def test_a_missing_input_is_a_finding_about_it(capsys: pytest.CaptureFixture[str
     assert code == 1
     assert vms[0]["findings"][0]["kind"] == "not-understood"
     assert "no such file or directory" in vms[0]["findings"][0]["detail"]
-    assert len(vms) == 6
+    assert len(vms) == 7
 
 
 def test_running_reads_proc_cmdlines(tmp_path: Path) -> None:
@@ -244,3 +250,17 @@ def test_running_finds_a_real_qemu(capsys: pytest.CaptureFixture[str]) -> None:
     assert mine[0]["exit"] == 0
     assert mine[0]["findings"] == []
     assert code in (0, 1)  # other QEMUs on this host may have findings of their own
+
+
+def test_the_readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Before a QEMU upgrade", 1)[1]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    command, shown = block[0], block[1:]
+    assert command.startswith("$ migorder fleet ")
+    monkeypatch.chdir(root)
+    code = main([*command.split()[2:], "--no-progress"])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert out.splitlines() == shown
