@@ -60,9 +60,10 @@ def command_line(vm: int, shape: int) -> str:
         "-rtc", "base=utc,driftfix=slew", "-global", "kvm-pit.lost_tick_policy=delay",
         "-no-shutdown", "-boot", "strict=on",
     ]
-    for p in range(ports):
-        multi = ',"multifunction":true' if p == 0 else ""
-        a += ["-device", f"'{{\"driver\":\"pcie-root-port\",\"port\":{16 + p},\"chassis\":{p + 1},\"id\":\"pci.{p + 1}\",\"bus\":\"pcie.0\"{multi},\"addr\":\"0x2.0x{p:x}\"}}'"]
+    for p in range(ports):  # eight functions to a slot, as libvirt places root ports
+        multi = ',"multifunction":true' if p % 8 == 0 else ""
+        addr = f"0x{2 + p // 8:x}.0x{p % 8:x}"
+        a += ["-device", f"'{{\"driver\":\"pcie-root-port\",\"port\":{16 + p},\"chassis\":{p + 1},\"id\":\"pci.{p + 1}\",\"bus\":\"pcie.0\"{multi},\"addr\":\"{addr}\"}}'"]
     for d in range(s["disks"]):
         node = f"libvirt-{d + 1}"
         a += ["-blockdev", f"'{{\"driver\":\"file\",\"filename\":\"/var/lib/libvirt/images/{name}-{d}.qcow2\",\"node-name\":\"{node}-storage\",\"auto-read-only\":true,\"discard\":\"unmap\"}}'",
@@ -75,7 +76,7 @@ def command_line(vm: int, shape: int) -> str:
     a += ["-chardev", "pty,id=charserial0",
           "-device", "'{\"driver\":\"isa-serial\",\"chardev\":\"charserial0\",\"id\":\"serial0\",\"index\":0}'"]
     if s["vfio"]:
-        a += ["-device", f"'{{\"driver\":\"vfio-pci\",\"host\":\"0000:{0x3b + vm % 64:02x}:00.{vm % 8}\",\"id\":\"hostdev0\",\"bus\":\"pcie.0\",\"addr\":\"0x3\"}}'"]
+        a += ["-device", f"'{{\"driver\":\"vfio-pci\",\"host\":\"0000:{0x3b + vm % 64:02x}:00.{vm % 8}\",\"id\":\"hostdev0\",\"bus\":\"pcie.0\",\"addr\":\"0x6\"}}'"]
     a += ["-audiodev", "'{\"id\":\"audio1\",\"driver\":\"none\"}'",
           "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
           "-msg", "timestamp=on"]
@@ -122,7 +123,10 @@ def measure(path: Path, jobs: int) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"fleet exited {proc.returncode}:\n{text}")
+    if "NOT UNDERSTOOD" in text:
+        raise SystemExit(f"the generated fleet is not all understood, so its timing would mean little:\n{text}")
     head = text.splitlines()[0]
+    groups = [line for line in text.splitlines() if line[:1].isupper() and "[" in line]
     shapes = int(head.split(" distinct shape")[0].rsplit(" ", 1)[1])
     return {
         "vms": VMS,
@@ -133,6 +137,7 @@ def measure(path: Path, jobs: int) -> dict[str, Any]:
         "peak_rss_mb": round(after.ru_maxrss / 1024, 1),
         "peak_rss_tree_mb": round(peak_tree / 1024, 1),
         "summary": head,
+        "groups": groups,
     }
 
 

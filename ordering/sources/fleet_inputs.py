@@ -21,6 +21,7 @@ version: 7.2.0 (Debian 1:7.2+dfsg-7), kernel: ..., hostname: ...``."""
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
 _PIECE = re.compile(r"""'([^']*)'|"((?:[^"\\]|\\.)*)"|\\(.)|([^'"\\]+)""", re.S)
+_QUOTE = re.compile(r"['\"\\]")
 _DQ_ESCAPE = re.compile(r'\\([\\"$`\n])')
 _QEMU_BINARY = re.compile(r"^(qemu(?:-[\w.]+)?-system-[\w.-]+|qemu-kvm)$")
 SNIFF_BYTES = 65536
@@ -50,14 +51,17 @@ def shell_words(text: str) -> list[str]:
     ['qemu', '-name', 'guest=a b', '-device', '{"driver":"e1000e"}', 'x"y']
     """
     words = _WORD.findall(text)
-    if not any(c in text for c in "'\"\\"):
+    if not _QUOTE.search(text):
         return words
     if _WORD.sub("", text).strip():
         raise ValueError("no closing quotation")
-    return [_unquote(w) if any(c in w for c in "'\"\\") else w for w in words]
+    search = _QUOTE.search
+    return [_unquote(w) if search(w) else w for w in words]
 
 
 def _unquote(word: str) -> str:
+    if word[0] == "'" and word[-1] == "'" and word.count("'") == 2:
+        return word[1:-1]  # libvirt's JSON options: one single-quoted word
     out: list[str] = []
     for single, double, escaped, plain in _PIECE.findall(word):
         if plain:
