@@ -162,6 +162,9 @@ class Placer:
         exposes only slot 0 behind an upstream port, and a function 0 there hides the rest)."""
         self.slot0_refused: dict[str, str] = {}
         """Bridge device types whose bus refuses slot 0 on this machine → QEMU's words."""
+        count, base, stride = machine.virtio_mmio
+        self._mmio_free = [base + stride * n for n in reversed(range(count))]
+        """Free virtio-mmio transports, the next one QEMU hands out first."""
         self._expander = ""
         """The type of the newest PCI expander (its root bus is QEMU's default PCI bus)."""
         self.auto_plugged: list[PlacedDevice] = []
@@ -224,6 +227,8 @@ class Placer:
             if dtype.expander:
                 path = _expander_path(spec, dtype, path)
                 self._expander = dtype.name
+        elif dtype.bus == "virtio-mmio":
+            path = self._virtio_mmio(spec)
         elif dtype.bus in _CHILD_BUS:
             child = self._child_bus(spec, dtype)
             bus_name = child.name
@@ -291,6 +296,14 @@ class Placer:
                 f"{known}. A bus exists only after the -device that brings it.",
             )
         return bus
+
+    def _virtio_mmio(self, spec: DeviceSpec) -> str:
+        """The qdev path of the next free virtio-mmio transport (``virtio-mmio@<address>``)."""
+        if not self._mmio_free:
+            raise ScenarioError(
+                spec.origin, f"-device {spec.driver}: QEMU refuses it: \"No 'virtio-bus' bus found for device '{spec.driver}'\""
+            )
+        return f"virtio-mmio@{self._mmio_free.pop(0):016x}"
 
     def _check_expander_bus(self, spec: DeviceSpec, dtype: DeviceType, bus: _Bus) -> None:
         """A PCI expander's root bus takes only bridges, and once an expander exists QEMU's

@@ -242,3 +242,11 @@ def test_check_says_what_kvm_adds(capsys: pytest.CaptureFixture[str]) -> None:
     assert any("kvmclock" in n for n in json.loads(capsys.readouterr().out)["notes"])
     main(["check", "--json", "--qemu", "10.0", "--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35"])
     assert json.loads(capsys.readouterr().out)["notes"] == []
+
+
+def test_virtio_mmio_devices_take_virts_transports_from_the_top() -> None:
+    line = "qemu-system-aarch64 -nodefaults -machine virt -device virtio-balloon-device -device virtio-net-device"
+    names = _idstrs("10.0", line)
+    assert "virtio-mmio@000000000a003e00/virtio-balloon" in names
+    assert "virtio-mmio@000000000a003c00/virtio-net" in names
+    assert "No 'virtio-bus' bus found" in _refusal("10.0", "-nodefaults -machine q35 -device virtio-balloon-device")

@@ -197,6 +197,9 @@ class MachineLayout:
     usb_buses: tuple[BoardUsbBus, ...] = ()
     """USB buses of the board's own controllers, each present when its ``when`` holds."""
     ide_buses: int = 0
+    virtio_mmio: tuple[int, int, int] = (0, 0, 0)
+    """The board's virtio-mmio transports: (count, base address, stride); a ``-device
+    virtio-*-device`` takes the free one with the highest address."""
     """IDE buses of the built-in controller (``ide.0`` ...): q35's AHCI has 6, pc's PIIX 2."""
 
     @property

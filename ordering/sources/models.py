@@ -220,7 +220,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
         devices[name] = DeviceType(
             name=name,
             kind=t.text("kind"),
-            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", *_CHILD_BUS_KINDS)),
+            bus=t.text("bus", choices=("pci", "sysbus", "isa", "none", "cpu", "virtio-mmio", *_CHILD_BUS_KINDS)),
             provides_bus=t.text("provides_bus", "", choices=("", "pci", "pcie-port")),
             first_slot=t.integer("first_slot", 0),
             registers=tuple(_registration(r) for r in t.tables("registers")),
@@ -318,7 +318,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug", "virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride"}
 )
 
 
@@ -344,6 +344,7 @@ def read_machine(path: Path) -> MachineLayout:
         modelled_options=frozenset(t.texts("modelled_options", ())),
         inert_options=frozenset(t.texts("inert_options", ())),
         ide_buses=t.integer("ide_buses", 0),
+        virtio_mmio=tuple(t.integer(k, 0) for k in ("virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride")),  # type: ignore[arg-type]
         root_bus_hotplug=t.text("root_bus_hotplug", "never"),
         usb_buses=tuple(_board_usb_bus(b) for b in t.tables("usb_bus")),
         source=t.text("source"),
