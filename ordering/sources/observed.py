@@ -139,7 +139,9 @@ class _Builder:
             if "/" not in s.idstr or s.idstr in self.machine_idstrs:
                 continue
             path, name = s.idstr.rsplit("/", 1)
-            names = {d.name for d in self.by_path_name.get(name, [])}
+            # a virtio-mmio transport's path names its bus; any other qdev path here is PCI's
+            mmio = path.startswith("virtio-mmio@")
+            names = {d.name for d in self.by_path_name.get(name, []) if (d.bus == "virtio-mmio") == mmio}
             current = candidates.get(path)
             if not names:
                 candidates.setdefault(path, None)
