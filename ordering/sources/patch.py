@@ -108,9 +108,8 @@ def _pair(old: str, new: str) -> tuple[str, str]:
     if (old.startswith("a/") and new.startswith(("b/", "/dev/null"))) or (old == "/dev/null" and new.startswith("b/")):
         return (old[2:] if old != "/dev/null" else old, new[2:] if new != "/dev/null" else new)
     parts_o, parts_n = old.split("/", 1), new.split("/", 1)
-    if (len(parts_o) == 2 and len(parts_n) == 2 and parts_o[0] != parts_n[0]
-            and "." not in parts_o[0] + parts_n[0]):
-        return parts_o[1], parts_n[1]
+    if len(parts_o) == 2 and len(parts_n) == 2 and parts_o[0] != parts_n[0]:
+        return parts_o[1], parts_n[1]  # diff -ru qemu.orig qemu
     return old, new
 
 
@@ -240,7 +239,7 @@ def read_patches(text: str, source: str) -> tuple[list[Patch], list[str]]:
     for n, (offset, raw) in enumerate(messages, 1):
         first_line = text.count("\n", 0, offset) + 1
         commit_m = re.match(r"From ([0-9a-f]{40}) ", raw)
-        msg = email.message_from_string(raw.split("\n", 1)[1] if raw.startswith("From ") else raw,
+        msg = email.message_from_string(raw.partition("\n")[2] if raw.startswith("From ") else raw,
                                         policy=email.policy.default)
         subject = " ".join(str(msg.get("Subject", "")).split())
         payload = msg.get_payload(decode=True) if not msg.is_multipart() else None
