@@ -240,7 +240,8 @@ def judge_vm(
     ['tie-fragile: a vCPU hot-plugged after VFIO device hostdev0 would break apic-before-vfio on this source (10.0)']
     """
     try:
-        vm = parse_command_line(argv, where=name, name=name, require_nodefaults=True)
+        # Every VM of the shape shares these findings: the messages name no VM.
+        vm = parse_command_line(argv, where="command line", name=name, require_nodefaults=True)
     except MigOrderError as exc:
         return (_not_understood(reason(exc), f"not understood: {exc}"),)
     out = judge_direction(knowledge, vm, source, destination)

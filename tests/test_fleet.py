@@ -264,3 +264,26 @@ def test_the_readme_example_is_what_the_tool_prints(capsys: pytest.CaptureFixtur
     out, _ = capsys.readouterr()
     assert code == 1
     assert out.splitlines() == shown
+
+
+def test_what_migorder_does_not_model_is_a_finding_in_qemus_terms(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    base = "qemu-system-x86_64 -name guest={} -nodefaults -machine pc-q35-10.0"
+    f = tmp_path / "vms.txt"
+    f.write_text(
+        "\n".join([
+            base.format("a") + " -device '{\"driver\":\"no-such-device\",\"id\":\"x0\"}'",
+            base.format("b") + " -frobnicate on",
+            base.format("c") + " -device '{\"driver\":\"e1000e\"",  # unbalanced quote
+            base.format("d") + " -device e1000e,id=n0 -device e1000e,id=n0",  # QEMU refuses the id
+        ]) + "\n"
+    )
+    code, out, _ = run(capsys, str(f), "--from", "10.0", "--to", "11.1", "--json-lines")
+    assert code == 1
+    kinds = {v["vm"]: (v["findings"][0]["kind"], v["findings"][0]["detail"]) for v in json_lines(out)}
+    assert kinds["a"][0] == "not-understood"
+    assert "unknown device type 'no-such-device'" in kinds["a"][1]
+    assert kinds["b"][0] == "not-understood"
+    assert "'-frobnicate'" in kinds["b"][1]
+    assert kinds["vms.txt:3"][0] == "not-understood"
+    assert "shell-quoted" in kinds["vms.txt:3"][1]
+    assert kinds["d"] == ("refusal", "refused by QEMU 10.0: -device e1000e,id=n0: QEMU refuses it: the id is in use")

@@ -107,6 +107,11 @@ def parse_libvirt_log(text: str, where: str, default_name: str) -> VmRecord:
     >>> r = parse_libvirt_log(log, "db1.log", "db1")
     >>> r.name, r.qemu_version, r.argv
     ('db1', '7.2.0', ('/usr/bin/qemu-system-x86_64', '-name', 'guest=db1', '-nodefaults'))
+
+    Older libvirt glued the package to the version (``qemu version: 7.2.0Debian 1:7.2+dfsg-7``):
+
+    >>> parse_libvirt_log(log.replace("7.2.0 (Debian", "7.2.0Debian ("), "db1.log", "db1").qemu_version
+    '7.2.0'
     """
     starts = list(LIBVIRT_START.finditer(text))
     if not starts:
