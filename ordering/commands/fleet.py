@@ -10,16 +10,24 @@ import argparse
 import multiprocessing
 import os
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from itertools import chain
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ordering.commands._common import knowledge
 from ordering.errors import UsageError
-from ordering.sources.fleet_inputs import VmRecord, is_libvirt_log, read_inputs, read_running
+from ordering.sources.fleet_inputs import (
+    VmRecord,
+    command_line_batches,
+    command_line_record,
+    is_command_line_file,
+    is_libvirt_log,
+    read_inputs,
+    read_running,
+)
 
 if TYPE_CHECKING:
     from ordering.fleet import Finding, FleetVm
@@ -83,6 +91,59 @@ class _Inline(Executor):
         return fut
 
 
+def _keyed(rec: VmRecord) -> tuple[VmRecord, str]:
+    from ordering.fleet import shape_id
+
+    return rec, shape_id(rec.argv) if rec.argv else ""
+
+
+def _key_batch(path: str, first: int, lines: list[str]) -> list[tuple[VmRecord, str]]:
+    """Lines of a command-line file read and keyed in a worker; a shape's argv is sent back
+    only with its first line of the batch."""
+    from ordering.fleet import shape_id
+
+    out: list[tuple[VmRecord, str]] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines, first):
+        rec = command_line_record(Path(path), n, line)
+        if rec is None:
+            continue
+        if rec.problem:
+            out.append((rec, ""))
+            continue
+        shape = shape_id(rec.argv)
+        if shape in seen:
+            rec = replace(rec, argv=())
+        seen.add(shape)
+        out.append((rec, shape))
+    return out
+
+
+def _records(args: argparse.Namespace, pool: Executor, jobs: int) -> Iterator[tuple[VmRecord, str]]:
+    """Every VM of the inputs with its shape, in input order. With several jobs the lines of
+    command-line files are read and keyed by the workers, a few batches ahead."""
+    for path in args.inputs:
+        if jobs > 1 and is_command_line_file(path):
+            yield from _parallel_lines(path, pool, jobs)
+        else:
+            yield from map(_keyed, read_inputs([path]))
+    if args.running:
+        yield from map(_keyed, read_running())
+
+
+def _parallel_lines(path: Path, pool: Executor, jobs: int) -> Iterator[tuple[VmRecord, str]]:
+    inflight: deque[Future[list[tuple[VmRecord, str]]]] = deque()
+    try:
+        for first, lines in command_line_batches(path):
+            inflight.append(pool.submit(_key_batch, str(path), first, lines))
+            if len(inflight) > 2 * jobs:
+                yield from inflight.popleft().result()
+    except OSError as exc:
+        yield VmRecord(path.name, str(path), problem=f"cannot read it ({exc.strerror})"), ""
+    while inflight:
+        yield from inflight.popleft().result()
+
+
 def _check_usage(args: argparse.Namespace) -> None:
     if not args.inputs and not args.running:
         raise UsageError("fleet: give libvirt logs, a directory of them or a file of command lines, or --running")
@@ -144,9 +205,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init, initargs=(args.models,))
-    records: Iterator[VmRecord] = read_inputs(args.inputs)
-    if args.running:
-        records = chain(records, read_running())
+    records = _records(args, pool, jobs)
     progress = _Progress(not args.no_progress and sys.stderr.isatty())
     try:
         vms, shapes, notes = _judge_all(k, records, fixed, destination, args.both_ways, pool, progress)
@@ -162,14 +221,14 @@ _Pending = tuple[str, str, str, str]  # name, where, shape, source release
 
 def _judge_all(
     k: Knowledge,
-    records: Iterator[VmRecord],
+    records: Iterator[tuple[VmRecord, str]],
     fixed: Release | None,
     destination: Release,
     both_ways: bool,
     pool: Executor,
     progress: _Progress,
 ) -> tuple[list[FleetVm], int, list[str]]:
-    from ordering.fleet import FleetVm, nearest_release, shape_id, unreadable
+    from ordering.fleet import FleetVm, nearest_release, unreadable
 
     futures: dict[tuple[str, str], Future[tuple[Finding, ...]]] = {}
     waiting: Counter[tuple[str, str]] = Counter()
@@ -177,7 +236,7 @@ def _judge_all(
     ready: list[FleetVm] = []
     mapped: Counter[tuple[str, str]] = Counter()
     done = total = 0
-    for rec in records:
+    for rec, shape in records:
         total += 1
         if rec.problem:
             ready.append(unreadable(rec.name, rec.where, rec.problem, destination.name))
@@ -192,9 +251,9 @@ def _judge_all(
                 done += 1
                 continue
             mapped[(rec.qemu_version, source.name)] += 1
-        shape = shape_id(rec.argv)
         key = (shape, source.name)
         if key not in futures:
+            assert rec.argv, "a shape's first VM carries its arguments"
             futures[key] = pool.submit(_judge, rec.argv, rec.name, source.name, destination.name, both_ways)
         pending.append((rec.name, rec.where, shape, source.name))
         if futures[key].done() and not waiting[key]:

@@ -153,25 +153,52 @@ def read_libvirt_log(path: Path) -> VmRecord:
     return parse_libvirt_log(text, str(path), path.stem)
 
 
+def command_line_record(path: Path, n: int, line: str) -> VmRecord | None:
+    """Line ``n`` of a file of command lines as a VM (``None`` for a blank or ``#`` line)."""
+    text = line.strip()
+    if not text or text.startswith("#"):
+        return None
+    where = f"{path}:{n}"
+    try:
+        words = shell_words(text)
+    except ValueError as exc:
+        return VmRecord(f"{path.name}:{n}", where, problem=f"expected a shell-quoted command line ({exc})")
+    return VmRecord(vm_name(words, f"{path.name}:{n}"), where, tuple(_strip_env(words)))
+
+
+def command_line_batches(path: Path, size: int = 2000) -> Iterator[tuple[int, list[str]]]:
+    """``(first line number, lines)`` of a file of command lines, ``size`` lines at a time
+    (for :func:`command_line_record` in other processes). Raises ``OSError``."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        batch: list[str] = []
+        first = 1
+        for n, line in enumerate(f, 1):
+            batch.append(line)
+            if len(batch) == size:
+                yield first, batch
+                batch, first = [], n + 1
+        if batch:
+            yield first, batch
+
+
 def read_command_lines(path: Path) -> Iterator[VmRecord]:
     """One VM per non-empty line (``#`` starts a comment line), read lazily."""
     try:
-        f = path.open(encoding="utf-8", errors="replace")
+        for first, lines in command_line_batches(path):
+            for n, line in enumerate(lines, first):
+                rec = command_line_record(path, n, line)
+                if rec is not None:
+                    yield rec
     except OSError as exc:
         yield VmRecord(path.name, str(path), problem=f"cannot read it ({exc.strerror})")
-        return
-    with f:
-        for n, line in enumerate(f, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            where = f"{path}:{n}"
-            try:
-                words = shell_words(text)
-            except ValueError as exc:
-                yield VmRecord(f"{path.name}:{n}", where, problem=f"expected a shell-quoted command line ({exc})")
-                continue
-            yield VmRecord(vm_name(words, f"{path.name}:{n}"), where, tuple(_strip_env(words)))
+
+
+def is_command_line_file(path: Path) -> bool:
+    """Whether ``path`` is a readable file that is not a libvirt log."""
+    try:
+        return path.is_file() and not is_libvirt_log(path)
+    except OSError:
+        return False
 
 
 def read_inputs(paths: Iterable[Path]) -> Iterator[VmRecord]:
