@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/stream_read.py
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/fleet_scale.py
+	$(BIN)/python benchmarks/explore_vs_spin.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

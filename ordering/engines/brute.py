@@ -8,12 +8,13 @@ the graph and z3 engines are held to its answers.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations, permutations
 
 import networkx as nx
 
-from ordering.engines.graph import Witness, verdict_of
-from ordering.engines.slots import SpaceModel, space_model
+from ordering.engines.graph import Witness, combine, verdict_of
+from ordering.engines.slots import SpaceModel, space_models
 from ordering.model.rule import Rule
 from ordering.space import OrderSpace, Outcome, SpaceVerdict
 
@@ -113,16 +114,19 @@ def _check(model: SpaceModel, reg: list[int], moved: tuple[str, ...]) -> Witness
 def brute_engine(space: OrderSpace, rule: Rule, *, bound: int | None = None, limit: int = MAX_ORDERS) -> SpaceVerdict:
     """Every order of a small ``space``, one at a time (UNKNOWN past ``limit`` orders)."""
     if bound is not None:
-        from dataclasses import replace
-
         space = replace(space, hotplug_bound=bound)
-    model = space_model(space, rule)
-    try:
-        w, tried = find_witness(model, limit=limit)
-    except _Exhausted:
-        return SpaceVerdict(
-            rule.id, Outcome.UNKNOWN, "brute", model.space,
-            f"stopped after {limit} registration orders",
-            provenance=rule.provenance, covered={"orders": limit},
-        )
-    return verdict_of(model, rule, w, tried, "brute")
+    out = []
+    for model in space_models(space, rule):
+        try:
+            w, tried = find_witness(model, limit=limit)
+        except _Exhausted:
+            out.append(
+                SpaceVerdict(
+                    rule.id, Outcome.UNKNOWN, "brute", model.space,
+                    f"stopped after {limit} registration orders",
+                    provenance=rule.provenance, covered={"orders": limit},
+                )
+            )
+            continue
+        out.append(verdict_of(model, rule, w, tried, "brute"))
+    return combine(space, out)

@@ -17,7 +17,10 @@ A then whose load runs in a thread (multifd VFIO config) may come before any fir
 
 from __future__ import annotations
 
-from ordering.engines.slots import STAGES, SpaceModel, space_model
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from ordering.engines.slots import STAGES, SpaceModel, space_models
 from ordering.model.rule import Rule
 from ordering.space import OrderSpace, Outcome, SpaceVerdict
 
@@ -125,6 +128,11 @@ def load_order(model: SpaceModel, registration: list[int]) -> list[int]:
 def verdict_of(model: SpaceModel, rule: Rule, w: Witness | None, compared: int, engine: str) -> SpaceVerdict:
     """A :class:`SpaceVerdict` with its evidence from a witness (None: PROVED)."""
     covered = {"sections": len(model.slots), "instances": len(model.instances), "pairs": compared}
+    if model.blocked:
+        return SpaceVerdict(
+            rule.id, Outcome.VACUOUS, engine, model.space,
+            f"QEMU refuses to migrate this VM ({model.blocked})", provenance=rule.provenance, covered=covered,
+        )
     if not model.instances:
         return SpaceVerdict(
             rule.id, Outcome.VACUOUS, engine, model.space,
@@ -189,9 +197,38 @@ def graph_engine(space: OrderSpace, rule: Rule, *, bound: int | None = None) -> 
     'proved'
     """
     if bound is not None:
-        from dataclasses import replace
-
         space = replace(space, hotplug_bound=bound)
-    model = space_model(space, rule)
-    w, compared = find_witness(model)
-    return verdict_of(model, rule, w, compared, "graph")
+    out = []
+    for model in space_models(space, rule):
+        w, compared = find_witness(model)
+        out.append(verdict_of(model, rule, w, compared, "graph"))
+    return combine(space, out)
+
+
+def combine(space: OrderSpace, verdicts: Sequence[SpaceVerdict]) -> SpaceVerdict:
+    """The verdict over a union of spaces (one per machine type): the worst one, said of the
+    whole space (a counterexample in any, else UNKNOWN in any, else PROVED, else VACUOUS)."""
+    worst = max(verdicts, key=lambda v: v.outcome.severity)
+    return replace(worst, space=space.describe()) if len(verdicts) > 1 else worst
+
+
+def graph_verdicts(
+    space: OrderSpace,
+    rules: Sequence[Rule],
+    *,
+    max_states: int | None = None,
+    timeout: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[SpaceVerdict, ...]:
+    """:func:`graph_engine` for every rule, in the shape ``migorder explore``'s engine table
+    calls (``max_states`` and ``timeout`` do not bound it: it is near-linear; a ``stop``
+    request leaves the rules not yet judged out)."""
+    out = []
+    for i, rule in enumerate(rules):
+        if stop is not None and stop():
+            break
+        out.append(graph_engine(space, rule))
+        if progress is not None:
+            progress(i + 1, len(rules) - i - 1)
+    return tuple(out)

@@ -50,7 +50,8 @@ class Slot(NamedTuple):
     priority_name: str
     stage: int
     parent: int
-    """The slot that must register before it in the same stage (``-1``: none)."""
+    """The slot that must register before it in the same stage (``-1``: none); always an
+    earlier slot (a smaller index)."""
     mobile: bool = False
     """A hot-plug step may unplug and replug its device after everything else."""
     threaded: bool = False
@@ -81,6 +82,8 @@ class SpaceModel:
     """What the space is, in words (:meth:`OrderSpace.describe`)."""
     universal: bool = False
     """Every VM of the release: each pair of sections may sit in some VM, any registration."""
+    blocked: str = ""
+    """QEMU's words when the source refuses to migrate the VM at all (the verdict is VACUOUS)."""
 
     def intervals(self) -> tuple[list[int], list[int]]:
         """Entry and exit times of a depth-first walk of the stage forests (ancestor tests)."""
@@ -105,6 +108,24 @@ class SpaceModel:
                     tout[node] = clock
                     clock += 1
         return tin, tout
+
+
+def space_models(space: OrderSpace, rule: Rule) -> list[SpaceModel]:
+    """One :func:`space_model` per machine type the space's VM may carry (an unversioned
+    ``-machine`` may have been created on an older machine type and kept its compat
+    properties): the space is their union.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> k = load_knowledge()
+    >>> vm = parse_command_line("-machine q35")
+    >>> len(space_models(OrderSpace(k.release("10.2"), k.release("10.2"), vm), k.rule("apic-before-vfio")))
+    1
+    """
+    types: tuple[str, ...] = getattr(space, "machine_types", ())
+    if space.vm is None or len(types) <= 1:
+        return [space_model(space, rule)]
+    return [space_model(replace(space, vm=replace(space.vm, machine=t)), rule) for t in types]
 
 
 def space_model(space: OrderSpace, rule: Rule) -> SpaceModel:
@@ -182,7 +203,11 @@ def space_model(space: OrderSpace, rule: Rule) -> SpaceModel:
         firsts = tuple(index[f.section_id] for f in inst.firsts if f.section_id in index)
         if firsts and inst.then.section_id in index:
             instances.append(Instance(firsts, index[inst.then.section_id]))
-    return SpaceModel(tuple(slots), tuple(instances), space.hotplug_bound, space.describe())
+    from ordering.check import blockers  # the check's own reading of QEMU's blockers
+
+    refused = [b for b in blockers(order) if not b.conditional]
+    blocked = f"{refused[0].device}: {refused[0].message}" if refused else ""
+    return SpaceModel(tuple(slots), tuple(instances), space.hotplug_bound, space.describe(), blocked=blocked)
 
 
 def _phase(s: Section) -> Phase:

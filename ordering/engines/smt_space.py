@@ -9,12 +9,13 @@ answer of unsat holds for every count. A timeout is UNKNOWN, never PROVED.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import z3
 
-from ordering.engines.graph import Witness, verdict_of
-from ordering.engines.slots import STAGES, SpaceModel, space_model
+from ordering.engines.graph import Witness, combine, verdict_of
+from ordering.engines.slots import STAGES, SpaceModel, space_models
 from ordering.model.rule import Rule
 from ordering.model.section import Phase
 from ordering.space import OrderSpace, Outcome, SpaceVerdict
@@ -44,8 +45,29 @@ def smt_engine(
     """
     if bound is not None:
         space = replace(space, hotplug_bound=bound)
-    model = space_model(space, rule)
-    return decide(model, rule, timeout_ms=timeout_ms)
+    return combine(space, [decide(m, rule, timeout_ms=timeout_ms) for m in space_models(space, rule)])
+
+
+def smt_verdicts(
+    space: OrderSpace,
+    rules: Sequence[Rule],
+    *,
+    max_states: int | None = None,
+    timeout: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> tuple[SpaceVerdict, ...]:
+    """:func:`smt_engine` for every rule, in the shape ``migorder explore``'s engine table calls:
+    ``timeout`` (seconds, shared by the rules) bounds z3, past it a rule is UNKNOWN."""
+    out = []
+    per_rule = DEFAULT_TIMEOUT_MS if timeout is None else max(1, int(timeout * 1000 / max(1, len(rules))))
+    for i, rule in enumerate(rules):
+        if stop is not None and stop():
+            break
+        out.append(smt_engine(space, rule, timeout_ms=per_rule))
+        if progress is not None:
+            progress(i + 1, len(rules) - i - 1)
+    return tuple(out)
 
 
 def decide(model: SpaceModel, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> SpaceVerdict:
