@@ -41,6 +41,8 @@ ENGINE = "explicit"
 
 ENGINES: dict[str, str] = {
     "explicit": "ordering.explore:explore_verdicts",
+    "graph": "ordering.engines.graph:graph_verdicts",
+    "smt": "ordering.engines.smt_space:smt_verdicts",
 }
 """Engine name → ``module:function`` answering "can any order in the space break each rule or
 produce a simulator failure?". Each function takes ``(space, rules, *, max_states, timeout,

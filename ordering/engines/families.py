@@ -87,7 +87,7 @@ def x86_vfio(
         *roles(source, "apic", "first", (COLD_VCPU, HOT_VCPU), "vCPUs"),
         *roles(source, "vfio", "then", (COLD_PCI, HOT_PCI), "VFIO devices", threaded=threaded),
     )
-    name = f"q35 VMs of {_route(source, destination)}" + (" with multifd" if multifd else "")
+    name = f"q35 VMs of {_route(source, destination)}" + (" with multifd" if multifd else " (no multifd)")
     if machine_version:
         name += f" (machine type {machine_version[0]}.{machine_version[1]})"
     return Family(name, rs, minimum=(("cold vCPUs", 1),))
@@ -110,7 +110,7 @@ def arm_virt(
             return roles(source, selector, which, (BOARD._replace(slot=8 if selector == "gicv3" else 9),), selector)
         return roles(source, selector, which, (COLD_PCI, HOT_PCI), "PCI devices", threaded=threaded and which == "then")
 
-    name = f"virt VMs of {_route(source, None)}" + (" with multifd" if multifd else "")
+    name = f"virt VMs of {_route(source, None)}" + (" with multifd" if multifd else " (no multifd)")
     if machine_version:
         name += f" (machine type virt-{machine_version[0]}.{machine_version[1]})"
     return Family(name, (*side(first, "first"), *side(then, "then")))

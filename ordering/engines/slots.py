@@ -84,6 +84,9 @@ class SpaceModel:
     """Every VM of the release: each pair of sections may sit in some VM, any registration."""
     blocked: str = ""
     """QEMU's words when the source refuses to migrate the VM at all (the verdict is VACUOUS)."""
+    added: str = ""
+    """The owner (``cpu4``) of the vCPU the space hot-plugs beyond the VM's own, if any: not in
+    QEMU's default order, one hot-plug step in a counterexample that uses it."""
 
     def intervals(self) -> tuple[list[int], list[int]]:
         """Entry and exit times of a depth-first walk of the stage forests (ancestor tests)."""
@@ -122,7 +125,7 @@ def space_models(space: OrderSpace, rule: Rule) -> list[SpaceModel]:
     >>> len(space_models(OrderSpace(k.release("10.2"), k.release("10.2"), vm), k.rule("apic-before-vfio")))
     1
     """
-    types: tuple[str, ...] = getattr(space, "machine_types", ())
+    types = space.machine_types
     if space.vm is None or len(types) <= 1:
         return [space_model(space, rule)]
     return [space_model(replace(space, vm=replace(space.vm, machine=t)), rule) for t in types]
@@ -146,8 +149,9 @@ def space_model(space: OrderSpace, rule: Rule) -> SpaceModel:
     vm = space.vm
     if space.multifd:
         vm = replace(vm, migration={**vm.migration, "multifd": "on"})
+    added = ""
     if space.hotplug_bound >= 1:
-        vm = _one_more_vcpu(vm)
+        vm, added = _one_more_vcpu(vm)
     order = derive(space.source, vm)
     reg = order.registered
     threaded_owners = vfio_config_unordered(order)
@@ -207,7 +211,7 @@ def space_model(space: OrderSpace, rule: Rule) -> SpaceModel:
 
     refused = [b for b in blockers(order) if not b.conditional]
     blocked = f"{refused[0].device}: {refused[0].message}" if refused else ""
-    return SpaceModel(tuple(slots), tuple(instances), space.hotplug_bound, space.describe(), blocked=blocked)
+    return SpaceModel(tuple(slots), tuple(instances), space.hotplug_bound, space.describe(), blocked=blocked, added=added)
 
 
 def _phase(s: Section) -> Phase:
@@ -239,16 +243,17 @@ def _replugable(dev: PlacedDevice, devices: dict[str, PlacedDevice], root_hotplu
     return port is None or not is_off(port.spec.props.get("hotplug", ""))
 
 
-def _one_more_vcpu(vm: Vm) -> Vm:
-    """``vm`` with one more vCPU hot-plugged after its steps, if ``maxcpus`` leaves room."""
+def _one_more_vcpu(vm: Vm) -> tuple[Vm, str]:
+    """``vm`` with one more vCPU hot-plugged after its steps, if ``maxcpus`` leaves room, and
+    the new vCPU's owner name (``""``: no room)."""
     present = set(range(vm.topology.cpus))
     for step in vm.hotplug:
         if step.cpu is not None:
             present.add(step.cpu)
     free = [i for i in range(vm.topology.maxcpus) if i not in present]
     if not free:
-        return vm
-    return replace(vm, hotplug=(*vm.hotplug, HotplugStep(cpu=free[0])))
+        return vm, ""
+    return replace(vm, hotplug=(*vm.hotplug, HotplugStep(cpu=free[0]))), f"cpu{free[0]}"
 
 
 def _universal(space: OrderSpace, rule: Rule) -> SpaceModel:

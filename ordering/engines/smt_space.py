@@ -71,7 +71,16 @@ def smt_verdicts(
 
 
 def decide(model: SpaceModel, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> SpaceVerdict:
-    """z3's answer over a :class:`SpaceModel` (the encoding is documented in the module)."""
+    """z3's answer over a :class:`SpaceModel` as a verdict (UNKNOWN past the timeout)."""
+    w, pairs, unknown = find_witness(model, timeout_ms=timeout_ms)
+    if unknown:
+        return _unknown(model, rule, unknown)
+    return verdict_of(model, rule, w, pairs, "smt")
+
+
+def find_witness(model: SpaceModel, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> tuple[Witness | None, int, str]:
+    """z3's witness over a :class:`SpaceModel` (the encoding is documented in the module): the
+    violating pair or None, how many pairs were encoded, and why z3 gave no answer (or "")."""
     slots = model.slots
     pairs: list[tuple[int, int]] = []
     for inst in model.instances:
@@ -79,9 +88,9 @@ def decide(model: SpaceModel, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_M
         threaded = slots[inst.then].threaded
         pairs.extend((f, inst.then) for f in inst.firsts if f != inst.then and (threaded or slots[f].key >= tkey))
         if len(pairs) > MAX_TERMS:
-            return _unknown(model, rule, f"more than {MAX_TERMS} tied (first, then) pairs to encode")
+            return None, len(pairs), f"more than {MAX_TERMS} tied (first, then) pairs to encode"
     if not pairs:
-        return verdict_of(model, rule, None, 0, "smt")
+        return None, 0, ""
     # The slots the pairs touch and every ancestor of theirs (the forest edges between them).
     needed: set[int] = set()
     for f, t in pairs:
@@ -126,9 +135,9 @@ def decide(model: SpaceModel, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_M
     solver.add(z3.Or([z3.And(choice == n, term) for n, term in enumerate(terms)]))
     answer = solver.check()
     if answer == z3.unknown:
-        return _unknown(model, rule, f"z3: {solver.reason_unknown() or 'unknown'} after {timeout_ms} ms")
+        return None, len(pairs), f"z3: {solver.reason_unknown() or 'unknown'} after {timeout_ms} ms"
     if answer == z3.unsat:
-        return verdict_of(model, rule, None, len(pairs), "smt")
+        return None, len(pairs), ""
     m = solver.model()
     f, t = pairs[m.eval(choice).as_long()]
     fs, ts = slots[f], slots[t]
@@ -139,7 +148,7 @@ def decide(model: SpaceModel, rule: Rule, *, timeout_ms: int = DEFAULT_TIMEOUT_M
     else:
         by = "registration"
     was_moved = fs.owner in moved and z3.is_true(m.eval(moved[fs.owner], model_completion=True))
-    return verdict_of(model, rule, Witness(f, t, by, moved=was_moved and by == "registration"), len(pairs), "smt")
+    return Witness(f, t, by, moved=was_moved and by == "registration"), len(pairs), ""
 
 
 def _unknown(model: SpaceModel, rule: Rule, why: str) -> SpaceVerdict:
