@@ -97,6 +97,7 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     vm = canonical_devices(release, vm)
     devices = vm.devices_for.get(release.name, vm.devices)
     check_pci_id_links(devices)
+    check_memory_devices(vm, layout, devices)
     for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
         check_device(release, layout, vm, spec)
     present = set(range(vm.topology.cpus))
@@ -348,3 +349,27 @@ def check_pci_id_links(devices: Sequence[DeviceSpec]) -> None:
             raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: \"Cannot find PCI device '{wanted}'\"")
         if spec.id:
             ids.add(spec.id)
+
+
+_DIMMS = frozenset({"pc-dimm", "nvdimm"})
+
+
+def check_memory_devices(vm: Vm, layout: MachineLayout, devices: Sequence[DeviceSpec]) -> None:
+    """A DIMM needs the machine's memory hot-plug: ACPI (x86) or virt's ACPI GED (firmware and
+    ACPI on), ``nvdimm=on`` for an NVDIMM, and ``-m ...,slots=`` (captured on 7.2, 10.0 and
+    11.1, QEMU's words below)."""
+    for spec in devices:
+        if spec.driver not in _DIMMS:
+            continue
+        options = vm.machine_options
+        if layout.arch == "x86_64" and is_off(options.get("acpi", "")):
+            why = "memory hotplug is not enabled: missing acpi device or acpi disabled"
+        elif layout.arch != "x86_64" and (is_off(options.get("acpi", "")) or not (vm.firmware or vm.pflash_units())):
+            why = "memory hotplug is not enabled: missing acpi-ged device"
+        elif spec.driver == "nvdimm" and not is_on(options.get("nvdimm", "")):
+            why = "nvdimm is not enabled: missing 'nvdimm' in '-M'"
+        elif "slots=" not in vm.memory:
+            why = "no slots where allocated, please specify the 'slots' option"
+        else:
+            continue
+        raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{why}'")

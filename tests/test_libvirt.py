@@ -126,8 +126,21 @@ def _idstrs(release: str, line: str) -> list[str]:
     ],
 )
 def test_devices_without_a_section_change_no_section_id(devices: str) -> None:
-    plain = _order("10.0", "-nodefaults -machine q35")
-    assert _order("10.0", f"-nodefaults -machine q35 {devices}") == plain
+    plain = _order("10.0", "-nodefaults -machine q35,nvdimm=on")
+    assert _order("10.0", f"-nodefaults -machine q35,nvdimm=on {devices}") == plain
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ("-machine pc -device pc-dimm,memdev=m", "no slots where allocated"),
+        ("-machine pc,acpi=off -m 128,slots=2,maxmem=1G -device pc-dimm,memdev=m", "missing acpi device or acpi disabled"),
+        ("-machine pc -m 128,slots=2,maxmem=1G -device nvdimm,memdev=m", "nvdimm is not enabled: missing 'nvdimm' in '-M'"),
+        ("-machine virt -m 128,slots=2,maxmem=1G -device pc-dimm,memdev=m", "missing acpi-ged device"),
+    ],
+)
+def test_dimms_need_memory_hotplug_as_qemu_says(line: str, words: str) -> None:
+    assert words in _refusal("10.0", f"-nodefaults {line}")
 
 
 def test_virtio_pmem_takes_a_slot_but_no_section() -> None:
