@@ -15,7 +15,17 @@ Use them to test a rule you are proposing, or a QEMU change, against many VMs an
 >>> test_the_vm_always_derives()
 
 They compose (a drawn VM feeds an :class:`~ordering.space.OrderSpace` whose orders are drawn
-next) and shrink to small examples with short reprs (``<Patch: ...>``, ``<LoadOrder ...>``).
+next) and shrink to small examples with short reprs (``<Patch: ...>``, ``<LoadOrder ...>``):
+
+>>> from ordering.space import OrderSpace
+>>> rel = k.release("10.1")
+>>> orders = ms.vms(machine="q35", devices=["vfio-pci"]).flatmap(
+...     lambda vm: ms.load_orders(OrderSpace(rel, rel, vm=vm, hotplug_bound=1)))
+>>> @given(orders)
+... def test_every_drawn_order_comes_from_a_10_1_source(order):
+...     assert order.release is rel and any(s.section.kind == "vfio" for s in order.steps)
+>>> test_every_drawn_order_comes_from_a_10_1_source()
+
 Ready-made properties built on them are in :mod:`ordering.testing`.
 
 Strategies
