@@ -65,7 +65,8 @@ def _depth(devices: tuple[DeviceSpec, ...], i: int) -> int:
 def load_orders(draw: st.DrawFn, space: OrderSpace) -> LoadOrder:
     """A load order from ``space``: the space's VM (or a drawn one, for every VM), in a drawn
     registration order when the space leaves it free, with up to ``hotplug_bound`` vCPUs
-    hot-plugged, derived on the space's **source** release.
+    hot-plugged, one of the space's machine types, derived on the space's **source** release
+    (as postcopy sends it, when the space says postcopy).
 
     Shrinks to the VM as given, no hot-plug.
 
@@ -94,9 +95,16 @@ def load_orders(draw: st.DrawFn, space: OrderSpace) -> LoadOrder:
         free = [c for c in range(vm.topology.cpus, vm.topology.maxcpus) if c not in plugged]
         extra = draw(st.integers(0, min(space.hotplug_bound, len(free))))
         vm = replace(vm, hotplug=(*vm.hotplug, *(HotplugStep(cpu=c) for c in free[:extra])))
+    if space.machine_types:  # the source's own type first: shrinks to it
+        vm = replace(vm, machine=draw(st.sampled_from(space.machine_types)))
     if space.multifd:
         vm = replace(vm, migration={**vm.migration, "multifd": "on"})
-    return derive(space.source, vm)
+    order = derive(space.source, vm)
+    if space.postcopy:
+        from ordering.explore import postcopy_order
+
+        order = postcopy_order(order)
+    return order
 
 
 @st.composite
