@@ -382,7 +382,7 @@ def _verdicts(
 ) -> tuple[SpaceVerdict, ...]:
     covered = {"orders": states, "refused": refused, "destination_refused": len(dest_refusals),
                "moves": space.hotplug_bound}
-    where = space.describe() + f"; up to {space.hotplug_bound} move(s)"
+    where = space.describe() + " (a step: a -device given last, a vCPU hot-plug, a replug, a machine type)"
     if stopped:
         bound = {
             "states": f"the bound of {max_states} orders",

@@ -233,6 +233,8 @@ def test_the_reduction_loses_no_counterexample(vm: Vm, release: str) -> None:
     assert not plain.stopped
     assert {v.subject: v.outcome for v in reduced.verdicts} == {v.subject: v.outcome for v in plain.verdicts}
     assert reduced.states <= plain.states
+    _assert_replays(reduced)
+    _assert_replays(plain)
 
 
 def test_on_arm_multifd_orders_the_vfio_config_only_on_newer_machine_types() -> None:
