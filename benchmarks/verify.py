@@ -3,8 +3,9 @@
 * a one-patch mail (the APIC patch, d943cef76090 in tests/data/patches) on a bundled base
   (10.1), every bundled scenario — target ≤ 1 s;
 * the same change applied with ``--tree`` to a full QEMU source tree (``$MIGORDER_QEMU_SRC_7_2``,
-  a 7.2 tree; skipped when unset), once with an empty cache (both trees scanned) and once
-  warm (the base tree's scan cached) — target ≤ 10 s.
+  a 7.2 tree; skipped when unset): with an empty cache (both trees scanned), with the base
+  tree's scan cached and a patch not seen before (the copy scanned), and the same patch again
+  (both scans cached by content) — target ≤ 10 s.
 
 Best of ``--repeat`` runs. Writes a table to stdout and ``verify.json`` (``benchmarks/_results.py`` says where);
 asserts nothing.
@@ -45,15 +46,15 @@ def _time(argv: list[str], env: dict[str, str], repeat: int, fresh_cache: Path |
     return best, code
 
 
-def _apic_diff(tree: Path) -> str:
+def _apic_diff(tree: Path, level: str = "MIG_PRI_APIC") -> str:
     def edit(rel: str, after: str, line: str, within: str = "") -> str:
         old = (tree / rel).read_text(encoding="utf-8").splitlines(keepends=True)
         start = next(i for i, ln in enumerate(old) if within in ln) if within else 0
         at = next(i for i, ln in enumerate(old) if i >= start and after in ln) + 1
         return "".join(difflib.unified_diff(old, [*old[:at], line, *old[at:]], f"a/{rel}", f"b/{rel}"))
 
-    return edit("include/migration/vmstate.h", "MIG_PRI_VIRTIO_MEM,", "    MIG_PRI_APIC,\n") + edit(
-        "hw/intc/apic_common.c", ".minimum_version_id = 3,", "    .priority = MIG_PRI_APIC,\n",
+    return edit("include/migration/vmstate.h", "MIG_PRI_VIRTIO_MEM,", f"    {level},\n") + edit(
+        "hw/intc/apic_common.c", ".minimum_version_id = 3,", f"    .priority = {level},\n",
         within="VMStateDescription vmstate_apic_common")
 
 
@@ -73,10 +74,17 @@ def main() -> int:
             diff.write_text(_apic_diff(Path(tree)))
             argv = [*MIGORDER, "verify", str(diff), "--tree", tree]
             secs, code = _time(argv, env, args.repeat, fresh_cache=cache / "migorder")
-            rows.append({"case": "--tree full 7.2 tree, cold cache", "seconds": secs, "exit": code, "target": 10.0})
-            _time(argv, env, 1)
+            rows.append({"case": "--tree 7.2, cold cache (both trees scanned)", "seconds": secs, "exit": code,
+                         "target": 10.0})
+            best = float("inf")
+            for i in range(args.repeat):  # a patch not seen before: the base scan cached, the copy scanned
+                diff.write_text(_apic_diff(Path(tree), f"MIG_PRI_APIC{i}"))
+                secs, code = _time(argv, env, 1)
+                best = min(best, secs)
+            rows.append({"case": "--tree 7.2, base cached, new patch", "seconds": best, "exit": code, "target": 10.0})
             secs, code = _time(argv, env, args.repeat)
-            rows.append({"case": "--tree full 7.2 tree, base scan cached", "seconds": secs, "exit": code, "target": 10.0})
+            rows.append({"case": "--tree 7.2, the same patch again (both cached)", "seconds": secs, "exit": code,
+                         "target": 10.0})
         else:
             rows.append({"case": "--tree full 7.2 tree", "seconds": None, "exit": None, "target": 10.0,
                          "skipped": "set MIGORDER_QEMU_SRC_7_2"})

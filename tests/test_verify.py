@@ -313,3 +313,10 @@ def test_savevm_hunks_stay_unjudged_with_a_tree(capsys: pytest.CaptureFixture[st
 def test_a_rename_says_the_old_claim_is_gone(capsys: pytest.CaptureFixture[str]) -> None:
     _, data = verify_json(capsys, str(PATCHES / "rename-level.patch"), "--qemu", "7.2")
     assert any(ln.startswith("claim gone: MIG_PRI_GICV3_ITS") for ln in data["lint"])
+
+
+def test_a_plain_diff_ru_reads_like_a_git_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    code, data = verify_json(capsys, str(PATCHES / "plain-diff-ru.diff"), "--qemu", "7.2", "--scenario", "default")
+    assert (code, data["summary"]) == (0, "NO CHANGE")
+    assert data["changes"] == ["include/migration/vmstate.h:1: enum: adds MIG_PRI_LATE"]
+    assert [e["name"] for e in data["enum"]["after"]][:2] == ["MIG_PRI_DEFAULT", "MIG_PRI_LATE"]

@@ -130,11 +130,11 @@ def _git_results(args: argparse.Namespace, k: Knowledge, scenarios: list[tuple[s
         from ordering.sources.patch_tree import fact_changes
         from ordering.sources.release_file import release_from_tree
 
-        base = release_from_tree(work.root, k)
+        base = release_from_tree(work.root, k, index=False)
         prev = base
         for commit, patch in rng.patches():
             work.apply(patch)
-            now = release_from_tree(work.root, k, use_cache=False)
+            now = release_from_tree(work.root, k, index=False)
             c = compare(k, prev, now, scenarios)
             unjudged = savevm_hunks([patch])
             results.append(VerifyResult(prev.name, "tree", (patch,), (), fact_changes(prev, now), unjudged, (),

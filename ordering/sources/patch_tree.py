@@ -129,7 +129,8 @@ def patched_release(tree: Path, patches: list[Patch], k: Knowledge) -> Release:
     with copy_of(tree, patches) as work:
         for p in patches:
             work.apply(p)
-        return release_from_tree(work.root, k)
+        # Cached by content (the same patch again is a hit); no stat index for a temporary path.
+        return release_from_tree(work.root, k, index=False)
 
 
 def fact_changes(base: Release, after: Release) -> tuple[str, ...]:

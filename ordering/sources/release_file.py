@@ -160,7 +160,7 @@ def _content_key(root: Path) -> str:
     return h.hexdigest()
 
 
-def release_from_tree(root: Path, k: Knowledge, *, use_cache: bool = True) -> Release:
+def release_from_tree(root: Path, k: Knowledge, *, use_cache: bool = True, index: bool = True) -> Release:
     """Scan ``root`` (or take the cached scan of the same content) into a release.
 
     Raises
@@ -173,10 +173,10 @@ def release_from_tree(root: Path, k: Knowledge, *, use_cache: bool = True) -> Re
     if not root.is_dir():
         raise SourceTreeError(str(root), "expected a QEMU source tree (a folder holding VERSION)")
     cache = cache_dir()
-    index = cache / "index" / _stat_key(root) if use_cache else None
+    index_file = cache / "index" / _stat_key(root) if use_cache and index else None
     key = ""
-    if index is not None and index.is_file():
-        key = index.read_text(encoding="utf-8").strip()
+    if index_file is not None and index_file.is_file():
+        key = index_file.read_text(encoding="utf-8").strip()
     if use_cache and not key:
         key = _content_key(root)
     target = cache / f"{key}.toml" if key else None
@@ -191,8 +191,8 @@ def release_from_tree(root: Path, k: Knowledge, *, use_cache: bool = True) -> Re
             rel = read_release_file(path, k)
         if target is not None:
             _write_atomic(target, text)
-    if index is not None and key:
-        _write_atomic(index, key + "\n")
+    if index_file is not None and key:
+        _write_atomic(index_file, key + "\n")
     return replace(rel, file=str(root), assumes=(f"the release scanned from the tree {root}", *rel.assumes))
 
 
