@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -159,12 +160,17 @@ def run_ours(n: int) -> dict[str, Any]:
     model = family_model(n)
     witness, compared = graph.find_witness(model)
     seconds = time.perf_counter() - t0
+    tracemalloc.start()  # memory on a second run: tracing slows the timed one
+    graph.find_witness(family_model(n))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
     t1 = time.perf_counter()
     smt = smt_space.decide(model, rule)
     smt_seconds = time.perf_counter() - t1
     return {
         "ours_seconds": seconds,
         "ours_states": compared,
+        "ours_memory_mb": peak / 2**20,
         "engine": "graph",
         "outcome": "proved" if witness is None else "counterexample",
         "smt_seconds": smt_seconds,
