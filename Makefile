@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/verify.py
 	$(BIN)/python benchmarks/fleet_scale.py
 	$(BIN)/python benchmarks/explore_vs_spin.py
+	$(BIN)/python benchmarks/hostile_inputs.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

@@ -82,3 +82,15 @@ def test_capture_hotplug_json_limits() -> None:
 
     with pytest.raises(UsageError, match="nested at most"):
         _hotplug(["{\"a\": " + DEEP_ARRAY + "}"])
+
+
+def test_release_file_gets_the_same_limits(tmp_path: Path) -> None:
+    from ordering.sources.models import load_knowledge
+    from ordering.sources.release_file import read_release_file
+
+    p = tmp_path / "r.toml"
+    p.write_text('release = "7.2"\nx = ' + DEEP_ARRAY + "\n")
+    with pytest.raises(ModelError) as info:
+        read_release_file(p, load_knowledge())
+    assert info.value.where == f"{p}:2"
+    assert "nested at most" in info.value.expected

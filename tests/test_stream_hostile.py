@@ -191,3 +191,14 @@ def test_special_files_are_refused(path: str, what: str) -> None:
     exc = _in_thread(path)
     assert isinstance(exc, StreamFormatError)
     assert str(exc).endswith(f"found {what}")
+
+
+def test_huge_vmdesc_values_are_cut_in_errors(tmp_path: Path) -> None:
+    raw = synthetic_bytes(SynthSpec())
+    at = raw.rindex(b'{"page_size"')
+    text = json.loads(raw[at:])
+    text["devices"][0]["fields"][0]["size"] = "\n" + "x" * 1_000_000
+    body = json.dumps(text).encode()
+    err = _fails(_write(tmp_path, raw[: at - 5] + b"\x06" + struct.pack(">I", len(body)) + body),
+                 "a non-negative integer 'size', found '\\\\nxxx")
+    assert len(str(err)) < 600

@@ -38,6 +38,17 @@ def shown(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}...({len(text)} characters)"
 
 
+def cut(text: str, limit: int = 400) -> str:
+    """``text`` cut to about ``limit`` characters (an error message built from nested parts).
+
+    Examples
+    --------
+    >>> cut("abc", 2)
+    'a...(3 characters)'
+    """
+    return text if len(text) <= limit else f"{text[: limit - 1]}...({len(text)} characters)"
+
+
 class LimitError(ValueError):
     """A document over a limit: ``line``, ``column`` (1-based) and what was expected."""
 

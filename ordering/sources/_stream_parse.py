@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ordering.sources import _stream_vmdesc as vd
+from ordering.sources._limits import cut, shown
 from ordering.sources._stream_io import ByteReader, fail
 from ordering.sources._stream_model import (
     COMMAND_NAMES,
@@ -98,7 +99,7 @@ class Parser:
         try:
             self.devices = vd.device_entries(data)
         except vd.VmdescShapeError as exc:
-            raise fail(path, t.offset + 5, str(exc.args[0])) from None
+            raise fail(path, t.offset + 5, cut(str(exc.args[0]))) from None
         self.vmdesc = data
 
     # -- header and configuration ----------------------------------------------------------
@@ -154,7 +155,7 @@ class Parser:
                 try:
                     size = vd.vmsd_payload_size(vm_subs[name], f"vmdesc configuration {name}")
                 except vd.VmdescShapeError as exc:
-                    raise r.fail(str(exc.args[0]), sat) from None
+                    raise r.fail(cut(str(exc.args[0])), sat) from None
                 r.skip(size, f"payload of configuration subsection {name!r}")
             else:
                 raise r.fail(
@@ -264,13 +265,13 @@ class Parser:
         if dev["name"] != idstr or dev["instance_id"] != inst:
             raise r.fail(
                 f"{label} to match vmdesc device #{self.device_next - 1} "
-                f"({dev['name']!r} instance {dev['instance_id']})",
+                f"({shown(dev['name'])} instance {dev['instance_id']})",
                 at,
             )
         try:
             size = vd.vmsd_payload_size(dev, f"vmdesc device #{self.device_next - 1} ({idstr})")
         except vd.VmdescShapeError as exc:
-            raise r.fail(str(exc.args[0]), at) from None
+            raise r.fail(cut(str(exc.args[0])), at) from None
         vmsd = dev.get("vmsd_name")
         sec = RawSection(SectionType.FULL, sid, idstr, inst, ver, at, size,
                    vmsd if isinstance(vmsd, str) else _base_name(idstr))
@@ -294,7 +295,7 @@ class Parser:
                 page = page_size_of(self.config, self.vmdesc)
             except vd.VmdescShapeError as exc:
                 at = self.trailer.offset + 5 if self.trailer is not None else sec.offset
-                raise self.r.fail(str(exc.args[0]), at) from None
+                raise self.r.fail(cut(str(exc.args[0])), at) from None
             self.ram = RamWalker(self.r, page, ignore_shared)
         return self.ram.section()
 
@@ -304,7 +305,7 @@ class Parser:
         r = self.r
         if self.devices is not None and self.device_next != len(self.devices):
             dev = self.devices[self.device_next]
-            raise r.fail(f"FULL section {dev['name']!r} instance {dev['instance_id']} listed in "
+            raise r.fail(f"FULL section {shown(dev['name'])} instance {dev['instance_id']} listed in "
                          "the vmdesc before EOF", eof_at)
         at = r.offset
         if r.at_end():

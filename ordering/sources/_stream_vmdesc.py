@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ordering.sources._limits import shown
+
 SUBSECTION_HEADER_FIXED = 1 + 1 + 4
 """0x05, u8 name length, be32 version_id; plus the name's bytes."""
 
@@ -31,7 +33,7 @@ class VmdescShapeError(Exception):
 def _int(obj: dict[str, Any], key: str, where: str) -> int:
     v = obj.get(key)
     if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise VmdescShapeError(f"{where}: a non-negative integer {key!r}, found {v!r}")
+        raise VmdescShapeError(f"{where}: a non-negative integer {key!r}, found {shown(v)}")
     return v
 
 
@@ -40,13 +42,13 @@ def _list(obj: dict[str, Any], key: str, where: str, *, required: bool) -> list[
     if v is None and not required:
         return []
     if not isinstance(v, list):
-        raise VmdescShapeError(f"{where}: a list {key!r}, found {v!r}")
+        raise VmdescShapeError(f"{where}: a list {key!r}, found {shown(v)}")
     return v
 
 
 def _dict(v: Any, where: str) -> dict[str, Any]:
     if not isinstance(v, dict):
-        raise VmdescShapeError(f"{where}: a JSON object, found {v!r}")
+        raise VmdescShapeError(f"{where}: a JSON object, found {shown(v)}")
     return v
 
 
@@ -94,9 +96,9 @@ def vmsd_payload_size(desc: dict[str, Any], where: str, depth: int = 0) -> int:
         sub = _dict(raw, swhere)
         name = sub.get("vmsd_name")
         if not isinstance(name, str):
-            raise VmdescShapeError(f"{swhere}: a string 'vmsd_name', found {name!r}")
+            raise VmdescShapeError(f"{swhere}: a string 'vmsd_name', found {shown(name)}")
         total += SUBSECTION_HEADER_FIXED + len(name.encode())
-        total += vmsd_payload_size(sub, f"{swhere} ({name})", depth + 1)
+        total += vmsd_payload_size(sub, f"{swhere} ({shown(name, 80)})", depth + 1)
     return total
 
 
@@ -115,7 +117,7 @@ def device_entries(vmdesc: Any) -> list[dict[str, Any]]:
         where = f"vmdesc device #{i}"
         dev = _dict(raw, where)
         if not isinstance(dev.get("name"), str):
-            raise VmdescShapeError(f"{where}: a string 'name', found {dev.get('name')!r}")
+            raise VmdescShapeError(f"{where}: a string 'name', found {shown(dev.get('name'))}")
         _int(dev, "instance_id", where)
         out.append(dev)
     return out
@@ -148,8 +150,5 @@ def page_size(vmdesc: Any) -> int | None:
     if (isinstance(v, int) and not isinstance(v, bool) and 512 <= v <= PAGE_SIZE_MAX
             and v & (v - 1) == 0):
         return v
-    shown = repr(v)
-    if len(shown) > 200:
-        shown = shown[:200] + "..."
     raise VmdescShapeError(f"vmdesc page_size: a power of two from 512 to {PAGE_SIZE_MAX}, "
-                           f"found {shown}")
+                           f"found {shown(v)}")
