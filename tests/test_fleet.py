@@ -287,3 +287,17 @@ def test_what_migorder_does_not_model_is_a_finding_in_qemus_terms(capsys: pytest
     assert kinds["vms.txt:3"][0] == "not-understood"
     assert "shell-quoted" in kinds["vms.txt:3"][1]
     assert kinds["d"] == ("refusal", "refused by QEMU 10.0: -device e1000e,id=n0: QEMU refuses it: the id is in use")
+
+
+def test_summary_only_json_lines_are_the_groups(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, str(CMDLINES), "--from", "10.0", "--json-lines", "--summary-only")
+    groups = json_lines(out)
+    assert code == 1
+    tie = next(g for g in groups if g["kind"] == "tie-fragile")
+    assert tie == {
+        "kind": "tie-fragile", "group": "apic-before-vfio", "direction": "10.0→11.1", "decided_by": "source",
+        "count": 3, "examples": ["gpu-01", "gpu-02", "db-02"],
+        "why": "every LAPIC loads before VFIO sets up its interrupts: holds only by registration order (degraded if broken)",
+    }
+    code, out, _ = run(capsys, str(CMDLINES), "--from", "10.0", "--summary-only")
+    assert out.splitlines()[1] == "  from QEMU 10.0 to QEMU 11.1 (--to: the newest bundled release)"

@@ -208,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
     records = _records(args, pool, jobs)
     progress = _Progress(not args.no_progress and sys.stderr.isatty())
     try:
-        vms, shapes, notes = _judge_all(k, records, fixed, destination, args.both_ways, pool, progress)
+        vms, shapes, notes = _judge_all(
+            k, records, fixed, destination, args.both_ways, pool, progress, to_given=bool(args.to_release)
+        )
     finally:
         progress.stop()
         pool.shutdown(cancel_futures=True)
@@ -227,6 +229,8 @@ def _judge_all(
     both_ways: bool,
     pool: Executor,
     progress: _Progress,
+    *,
+    to_given: bool = True,
 ) -> tuple[list[FleetVm], int, list[str]]:
     from ordering.fleet import FleetVm, nearest_release, unreadable
 
@@ -277,10 +281,9 @@ def _judge_all(
         + ("" if version.startswith(rel + ".") or version == rel else " (the nearest bundled release not newer)")
         for (version, rel), n in sorted(mapped.items())
     ]
-    if fixed is not None:
-        notes.insert(0, f"from QEMU {fixed.name} to QEMU {destination.name}" + (" and back" if both_ways else ""))
-    else:
-        notes.insert(0, f"to QEMU {destination.name}" + (" and back" if both_ways else ""))
+    head = f"from QEMU {fixed.name} " if fixed is not None else ""
+    head += f"to QEMU {destination.name}" + ("" if to_given else " (--to: the newest bundled release)")
+    notes.insert(0, head + (" and back" if both_ways else ""))
     return vms, len(futures), notes
 
 
