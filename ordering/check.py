@@ -89,6 +89,11 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     machine_type_version = machine_version(order.machine_type)
     bypass = bypasses_viommu(reg)
     for b in release.blockers:
+        if b.device.startswith("chardev:"):  # a -chardev backend's blocker (no device to name)
+            backend = b.device.removeprefix("chardev:")
+            if backend in order.vm.chardevs:
+                out.append(Blocker(f"chardev {backend}", b.message, b.source, b.conditional))
+            continue
         candidates = by_driver.get(b.device, [])
         if not candidates or (b.with_kind == "viommu" and bypass):
             continue  # behind no vIOMMU: vfio_viommu_preset() is false

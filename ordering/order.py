@@ -290,6 +290,8 @@ def _times(t: RegistrationTemplate, vm: Vm) -> int:
         return len(vm.parallels)
     if t.repeat == "pflash":
         return vm.pflash_units()
+    if t.repeat == "chardev-vdagent":
+        return vm.chardevs.count("qemu-vdagent")
     if t.repeat == "netdev-user":
         return vm.netdevs.count("user")
     raise ValueError(f"unknown repeat {t.repeat!r}")  # the models loader admits only REPEATS

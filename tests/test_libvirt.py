@@ -263,3 +263,15 @@ def test_virtio_mmio_devices_take_virts_transports_from_the_top() -> None:
     assert "virtio-mmio@000000000a003e00/virtio-balloon" in names
     assert "virtio-mmio@000000000a003c00/virtio-net" in names
     assert "No 'virtio-bus' bus found" in _refusal("10.0", "-nodefaults -machine q35 -device virtio-balloon-device")
+
+
+def test_the_vdagent_chardev_blocks_until_it_migrates_then_registers_early() -> None:
+    from ordering.check import blockers
+
+    line = "-nodefaults -machine q35 -audiodev none,id=a0 -chardev qemu-vdagent,id=c0,name=vdagent -device virtio-serial-pci -device virtserialport,chardev=c0"
+    old = derive(K.release("10.0"), parse_command_line(line))
+    assert [b.message for b in blockers(old)] == ["The vdagent chardev doesn't yet support migration"]
+    new = derive(K.release("11.1"), parse_command_line(line))
+    assert not blockers(new)
+    # right after timer, before the -audiodev entry, whatever the command-line order
+    assert [(s.section_id, s.idstr) for s in new.registered.sections[:3]] == [(0, "timer"), (1, "vdagent"), (2, "audio")]

@@ -44,6 +44,8 @@ REPEATS: dict[str, str] = {
     "parallel": "once per -parallel with a backend (x86 boards: parallel_hds_isa_init)",
     "pflash": "once per flash unit backed from unit 0 on (x86 boards: -drive if=pflash, "
     "-pflash, -machine pflash0=/pflash1=; pc_system_flash_map realizes a pflash_cfi01 per unit)",
+    "chardev-vdagent": "once per -chardev qemu-vdagent (ui/vdagent.c vdagent_chr_init registers "
+    "'vdagent' with vmstate_register_any once it can migrate)",
     "netdev-user": "once per -netdev user (net/slirp.c registers a 'slirp' handler); no other "
     "netdev type registers state",
 }

@@ -127,5 +127,7 @@ class Vm:
 
     source: str = ""
     description: str = ""
+    chardevs: tuple[str, ...] = ()
+    """The backend type of every ``-chardev`` in order (``qemu-vdagent`` registers state)."""
     binary: str = ""
     """The QEMU binary the command line names first (``qemu-system-x86_64``), if any."""

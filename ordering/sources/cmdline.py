@@ -17,7 +17,7 @@ from ordering.sources._limits import LimitError, json_loads, shown
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
-    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-chardev", "-blockdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
+    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-blockdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
      "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty",
@@ -218,6 +218,7 @@ def parse_command_line(
     drives: list[str] = []
     removed: list[str] = []
     netdevs: list[str] = []
+    chardevs: list[str] = []
     firmware = ""
     i = 0
     while i < len(args):
@@ -280,6 +281,9 @@ def parse_command_line(
             drives.append("")
         elif norm == "-pflash":  # vl.c: drive_add(IF_PFLASH, -1, optarg, PFLASH_OPTS)
             drives.append("pflash")
+        elif norm == "-chardev":
+            head, _ = _props(value, origin, "backend")
+            chardevs.append(head)
         elif norm == "-netdev":
             head, _ = _props(value, origin, "type")
             netdevs.append(head)
@@ -324,6 +328,7 @@ def parse_command_line(
         migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,
         binary=binary,
+        chardevs=tuple(chardevs),
     )
 
 
