@@ -320,3 +320,40 @@ def test_a_plain_diff_ru_reads_like_a_git_diff(capsys: pytest.CaptureFixture[str
     assert (code, data["summary"]) == (0, "NO CHANGE")
     assert data["changes"] == ["include/migration/vmstate.h:1: enum: adds MIG_PRI_LATE"]
     assert [e["name"] for e in data["enum"]["after"]][:2] == ["MIG_PRI_DEFAULT", "MIG_PRI_LATE"]
+
+
+def test_git_range_against_a_bundled_model(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--git with --qemu: each commit read as a mail against the model, then the whole range."""
+    if shutil.which("git") is None:
+        pytest.skip("git is missing")
+    repo = tmp_path / "repo"
+    (repo / "include/migration").mkdir(parents=True)
+    header = repo / "include/migration/vmstate.h"
+    enum = ["typedef enum {", "    MIG_PRI_UNINITIALIZED = 0,", "    MIG_PRI_LOW,", "    MIG_PRI_DEFAULT,",
+            "    MIG_PRI_IOMMU,", "    MIG_PRI_PCI_BUS,", "    MIG_PRI_VIRTIO_MEM,", "    MIG_PRI_GICV3_ITS,",
+            "    MIG_PRI_GICV3,", "    MIG_PRI_MAX,", "} MigrationPriority;"]
+    header.write_text("\n".join(enum) + "\n")
+    apic = repo / "hw/intc/apic_common.c"
+    apic.parent.mkdir(parents=True)
+    apic.write_text('static const VMStateDescription vmstate_apic_common = {\n    .name = "apic",\n'
+                    "    .version_id = 3,\n};\n")
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+
+    def git(*a: str) -> None:
+        subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True, env=env)
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "base")
+    header.write_text(header.read_text().replace("    MIG_PRI_VIRTIO_MEM,\n", "    MIG_PRI_VIRTIO_MEM,\n    MIG_PRI_APIC,\n"))
+    git("commit", "-qam", "migration: add MIG_PRI_APIC")
+    apic.write_text(apic.read_text().replace('    .name = "apic",\n', '    .name = "apic",\n    .priority = MIG_PRI_APIC,\n'))
+    git("commit", "-qam", "apic: use MIG_PRI_APIC")
+    code, out, err = run(capsys, "verify", "--git", "HEAD~2..HEAD", "--tree", str(repo), "--qemu", "10.1",
+                         "--scenario", "default", "--json")
+    assert err == ""
+    data = json.loads(out)
+    assert [d["summary"] for d in data] == ["NO CHANGE", "BETTER", "BETTER"]
+    assert data[-1]["label"] == "the whole range"
+    assert code == 0

@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--qemu", metavar="BASE", help="the base release: a bundled name or a release file "
                    "(default: the newest bundled)")
     p.add_argument("--tree", metavar="QEMU_SRC", type=Path, help="a QEMU source tree: the patches are "
-                   "applied to a temporary copy (never to it) and both are scanned")
+                   "applied to a temporary copy (never to it) and both are scanned; with --git, the "
+                   "checkout (its range's start is exported and scanned, unless --qemu names a model)")
     p.add_argument("--scenario", metavar="S", action="append", help="a scenario name or file to "
                    "judge before and after (repeatable; default: every bundled scenario)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -154,9 +155,10 @@ _ORDER = {"BETTER": 0, "NO CHANGE": 0, "WORSE": 1, "UNJUDGED": 1}
 
 def run(args: argparse.Namespace) -> int:
     """Read, apply, compare, print; exit 0 better or no change, 1 worse or unjudged."""
-    if args.tree is not None and args.qemu:
-        raise UsageError("give --qemu BASE (the bundled model) or --tree QEMU_SRC, not both")
-    if args.tree is not None and not (args.tree / "VERSION").is_file():
+    if args.tree is not None and args.qemu and not args.git:
+        raise UsageError("give --qemu BASE (the bundled model) or --tree QEMU_SRC, not both "
+                         "(with --git, --tree names the checkout and --qemu the model to read it against)")
+    if args.tree is not None and not args.git and not (args.tree / "VERSION").is_file():
         raise UsageError(f"--tree {args.tree}: expected a QEMU source tree (a folder holding VERSION)")
     if bool(args.git) == bool(args.patches):
         raise UsageError("give PATCH files (or - for stdin), or --git REV_RANGE, not both and not neither")
