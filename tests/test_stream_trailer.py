@@ -113,3 +113,32 @@ def test_capture_on_72_with_0x06_in_the_low_byte(tmp_path: Path) -> None:
     assert b"\x06" in raw[s.vmdesc_offset + 1 : s.vmdesc_offset + 5]
     assert [f"{x.idstr}#{x.instance_id}" for x in s.full_sections] == \
         META["7.2-q35-devices.mig.xz"]["full"]
+
+
+@given(st.binary(max_size=64), st.integers(0, 3000), st.lists(st.integers(1, 700), max_size=12),
+       st.booleans())
+def test_scanner_and_backward_search_agree(prefix: bytes, length: int, cuts: list[int],
+                                           valid: bool) -> None:
+    """Any prefix (0x06 bytes included), any JSON length, any chunking: the forward scanner
+    (compressed streams) finds what the in-memory search finds, and a valid trailer is found
+    at its offset."""
+    from ordering.sources._stream_trailer import TailScanner, find_trailer, trailer_in_memory
+
+    body = b"{" + b" " * max(0, length - 2) + b"}" if length >= 2 else b"{}"[:length]
+    declared = len(body) if valid else len(body) + 1
+    data = prefix + b"\x06" + struct.pack(">I", declared) + body
+    scanner = TailScanner()
+    at = 0
+    for n in [*cuts, len(data)]:
+        scanner.feed(data[at : at + n])
+        at += n
+    if at < len(data):
+        scanner.feed(data[at:])
+    got = scanner.result()
+    assert got == trailer_in_memory(data)
+    if valid:
+        assert got is not None
+        assert (got.offset, got.json) == (len(prefix), body)
+    else:
+        assert got is None or got.offset < len(prefix)
+    assert find_trailer(data, 0, len(data)) == got
