@@ -6,7 +6,9 @@ RecursionError, and an integer of more than 4300 digits raised ValueError (trace
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -94,3 +96,57 @@ def test_release_file_gets_the_same_limits(tmp_path: Path) -> None:
         read_release_file(p, load_knowledge())
     assert info.value.where == f"{p}:2"
     assert "nested at most" in info.value.expected
+
+
+def _refused_in_time(run: Any) -> BaseException:
+    """Run ``run`` in a thread; a FIFO opened for reading would block it forever."""
+    import threading
+
+    got: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run()
+        except BaseException as exc:
+            got.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(20)
+    assert got, "blocked (or raised nothing)"
+    return got[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "folder"])
+def test_special_files_are_refused_by_text_readers(tmp_path: Path, kind: str) -> None:
+    """``dump-vmstate /dev/zero`` grew to 6 GB; a FIFO blocked for ever."""
+    from ordering.errors import InputError
+    from ordering.sources.dump_vmstate import read_dump
+
+    if kind == "fifo":
+        path = tmp_path / "f"
+        os.mkfifo(path)
+        words = "found a FIFO"
+    elif kind == "device":
+        path = Path("/dev/zero")
+        words = "found a character device"
+    else:
+        path = tmp_path
+        words = "found a folder"
+    exc = _refused_in_time(lambda: read_dump(path))
+    assert isinstance(exc, InputError)
+    assert str(exc) == f"{path}:0: expected a -dump-vmstate file: a regular file, {words}"
+    exc = _refused_in_time(lambda: TomlDoc.read(path))
+    assert isinstance(exc, ModelError)
+    assert str(exc).endswith(words)
+
+
+def test_text_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ordering.sources import _limits
+
+    p = tmp_path / "big.toml"
+    p.write_text("a = 1\n" * 100)
+    monkeypatch.setattr(_limits, "MAX_TEXT_BYTES", 64)
+    monkeypatch.setattr(_limits.read_text, "__defaults__", (64,))
+    with pytest.raises(ModelError, match="a file of at most 64 bytes"):
+        TomlDoc.read(p)

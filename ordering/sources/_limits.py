@@ -11,8 +11,11 @@ document costs nothing more).
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 import tomllib
+from pathlib import Path
 from typing import Any
 
 MAX_NESTING = 64
@@ -20,6 +23,55 @@ MAX_NESTING = 64
 
 MAX_DIGITS = 4300
 """Longest decimal integer read (Python's own limit for ``int(str)``)."""
+
+MAX_TEXT_BYTES = 64 << 20
+"""Longest text file read whole (TOML models and scenarios, ``-dump-vmstate`` JSON): QEMU's
+dumps are about 2 MB, migorder's models far less."""
+
+
+class FileRefused(ValueError):
+    """A text file that is not read: ``args[0]`` says why (a FIFO, a device, too long...)."""
+
+
+def read_text(path: str | os.PathLike[str], limit: int = MAX_TEXT_BYTES) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes.
+
+    Never opens a FIFO, a device or a folder (a FIFO would wait for a writer, ``/dev/zero``
+    never ends).
+
+    Raises
+    ------
+    FileRefused
+        Why the file is not read.
+
+    Examples
+    --------
+    >>> read_text("/dev/zero")
+    Traceback (most recent call last):
+    ...
+    ordering.sources._limits.FileRefused: a regular file, found a character device
+    """
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise FileRefused(f"a readable file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"),
+                 (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                 (stat.S_ISSOCK, "a socket"))
+        what = next((w for test, w in kinds if test(st.st_mode)), "a special file")
+        raise FileRefused(f"a regular file, found {what}")
+    try:
+        with Path(path).open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise FileRefused(f"a readable file ({exc.strerror or exc})") from None
+    if len(data) > limit:
+        raise FileRefused(f"a file of at most {limit} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FileRefused(f"UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 _LONG_NUMBER = re.compile(rf"(?<![0-9A-Za-z_.])[0-9][0-9_]{{{MAX_DIGITS},}}")
 

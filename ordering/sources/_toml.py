@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ordering.errors import InputError, ModelError
-from ordering.sources._limits import LimitError, toml_loads
+from ordering.sources._limits import FileRefused, LimitError, read_text, toml_loads
 
 KeyPath = tuple[str | int, ...]
 
@@ -123,9 +123,9 @@ class TomlDoc:
     def read(cls, path: Path, error: type[InputError] = ModelError) -> TomlDoc:
         """Read and parse the file at ``path`` (mistakes raise ``error``)."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise error(str(path), f"expected a readable UTF-8 TOML file ({exc})") from None
+            text = read_text(path)
+        except FileRefused as exc:
+            raise error(str(path), f"expected a readable UTF-8 TOML file: {exc.args[0]}") from None
         return cls(str(path), text, error)
 
     def line(self, *path: str | int) -> int:

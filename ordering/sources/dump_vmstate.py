@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from ordering.errors import InputError
-from ordering.sources._limits import MAX_NESTING, LimitError, json_loads, shown
+from ordering.sources._limits import (
+    MAX_NESTING,
+    FileRefused,
+    LimitError,
+    json_loads,
+    read_text,
+    shown,
+)
 
 __all__ = [
     "DumpEntry",
@@ -315,13 +322,9 @@ def read_dump(path: str | Path) -> VmstateDump:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(
-            f"{p}:0", f"expected a readable -dump-vmstate file ({exc.strerror})"
-        ) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{p}:0", f"expected UTF-8 JSON ({exc.reason})") from None
+        text = read_text(p)
+    except FileRefused as exc:
+        raise InputError(f"{p}:0", f"expected a -dump-vmstate file: {exc.args[0]}") from None
     return parse_dump(text, str(p))
 
 

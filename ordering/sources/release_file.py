@@ -27,7 +27,7 @@ from ordering.errors import ModelError, SourceTreeError
 from ordering.model.knowledge import Knowledge
 from ordering.model.machine import version_tuple
 from ordering.model.release import Release
-from ordering.sources._limits import LimitError, toml_loads
+from ordering.sources._limits import FileRefused, LimitError, read_text, toml_loads
 from ordering.sources.models import read_release
 
 __all__ = [
@@ -88,7 +88,9 @@ def read_release_file(path: Path, k: Knowledge) -> Release:
     if not path.is_file():
         raise ModelError(str(path), "expected a release file written by `migorder scan --out`")
     try:
-        data = toml_loads(path.read_text(encoding="utf-8"))
+        data = toml_loads(read_text(path))
+    except FileRefused as exc:
+        raise ModelError(str(path), f"expected a release TOML: {exc.args[0]}") from None
     except LimitError as exc:
         raise ModelError(f"{path}:{exc.line}", f"expected {exc.expected}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
