@@ -9,7 +9,9 @@ registration order. It is modelled here as a sequence of **stages**, each a fore
   before the devices on it (a forest of bus parents), or one chain when registration is fixed;
 * stage 2, machine done (``late`` entries): one fixed chain;
 * stage 3, the scenario's hot-plug steps: a chain, or a forest of bus parents when the steps
-  may come in any order.
+  may come in any order (``OrderSpace.hotplug_any_order``: when a scenario marks only some
+  steps ``any-order``, every step is taken as free, an over-approximation whose counterexample
+  names the steps to check).
 
 A device's own sections always register together, in their template order (a chain). With a
 hot-plug bound of one or more, a device on a hot-pluggable bus and a hot-plugged vCPU are
