@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LIBVIRT_START = re.compile(r"starting up libvirt version: .*?qemu version: (\d+\.\d+(?:\.\d+)?)")
-"""The header libvirt writes to a domain's log at each start (``qemuProcessLaunch`` →
-``qemuLogOperation``): ``<date>: starting up libvirt version: 9.0.0, package: ..., qemu
-version: 7.2.0 (Debian 1:7.2+dfsg-7), kernel: ..., hostname: ...``."""
+"""The header libvirt writes to a domain's log at each start (``qemuLogOperation``: ``"%s: %s
+%s, qemu version: %d.%d.%d%s, kernel: %s, hostname: %s"``): ``<date>: starting up libvirt
+version: 9.0.0, package: ..., qemu version: 7.2.0Debian 1:7.2+dfsg-7, kernel: ..., hostname:
+...``: the package string QEMU reports is glued to the version. Only the version numbers are
+read, whatever follows them."""
 
 _ENV = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
 _WORD = re.compile(r"""(?:[^\s'"\\]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""", re.S)
