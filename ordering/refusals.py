@@ -198,6 +198,8 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
         if gic == "max" and not kvm:
             # TCG's "max" with -cpu max is GICv3 with its ITS (captured on 7.2, 10.0, 11.1).
             options["gic-version"] = "3"
+        elif gic == "host" and not kvm:
+            raise ScenarioError(where, f"QEMU {release.name} refuses it: 'gic-version=host requires KVM' (captured)")
         else:
             raise ScenarioError(
                 where,

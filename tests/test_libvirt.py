@@ -275,3 +275,9 @@ def test_the_vdagent_chardev_blocks_until_it_migrates_then_registers_early() -> 
     assert not blockers(new)
     # right after timer, before the -audiodev entry, whatever the command-line order
     assert [(s.section_id, s.idstr) for s in new.registered.sections[:3]] == [(0, "timer"), (1, "vdagent"), (2, "audio")]
+
+
+def test_options_libvirt_adds_that_register_nothing() -> None:
+    plain = _order("10.0", "-nodefaults -machine pc")
+    assert _order("10.0", "-nodefaults -machine pc -acpitable sig=SLIC,file=slic.dat -full-screen -mem-prealloc") == plain
+    assert "'gic-version=host requires KVM'" in _refusal("10.0", "qemu-system-aarch64 -nodefaults -machine virt,gic-version=host")

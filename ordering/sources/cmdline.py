@@ -24,7 +24,9 @@ _IGNORED_WITH_ARG = frozenset(
      # a TPM backend (the -device tpm-* front end registers its state); a SPICE server;
      # guest RAM from a path (captured: -full-screen and -mem-prealloc register nothing on 7.2,
      # 10.0, 11.1; -spice on 7.2, whose Debian package has the SPICE module)
-     "-tpmdev", "-spice", "-mem-path"}
+     "-tpmdev", "-spice", "-mem-path",
+     # an extra ACPI table for the guest (captured on 7.2, 10.0, 11.1: no section changes)
+     "-acpitable"}
 )
 _IGNORED_FLAGS = frozenset(
     {"-nodefaults", "-S", "-no-user-config", "-nographic", "-daemonize", "-no-reboot",
