@@ -250,3 +250,16 @@ def test_on_arm_multifd_orders_the_vfio_config_only_on_newer_machine_types() -> 
     _assert_replays(r)
     pinned = _run(replace(vm, machine="virt-10.2"), "10.2", multifd=True, bound=1)
     assert _outcome(pinned, "its-before-msi-devices") is Outcome.PROVED
+
+
+def test_a_chain_hop_may_be_a_release_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "rel.toml"
+    assert main(["scan", str(Path(__file__).parent / "fixtures/qemu-trees/basic"), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["explore", "hazard-iommu-discarded", "--qemu", "10.2", "--chain", str(out), "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["chain"] == ["7.2"]
+    assert {r["rule"]: r["outcome"] for r in data["results"]}["virtio-mem-before-viommu"] == "counterexample"

@@ -10,6 +10,7 @@ import argparse
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -21,6 +22,8 @@ from ordering.commands._common import (
     resolve_vm,
 )
 from ordering.errors import UsageError
+from ordering.model.knowledge import Knowledge
+from ordering.model.release import Release
 from ordering.report import json_text
 from ordering.space import Outcome
 
@@ -41,11 +44,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_vm_arguments(p, release_help="both releases: shorthand for --from R --to R (default: the newest bundled)")
     add_release_arguments(p, "--source-qemu")
     p.add_argument("--chain", metavar="R", action="append", default=[],
-                   help="an earlier source in a chain of migrations, oldest first (repeatable): the "
-                   "VM keeps its machine type, the stream's order comes from the last source")
+                   help="an earlier source in a chain of migrations, oldest first (repeatable; a release "
+                   "or a release file): the VM keeps its machine type, the stream's order comes from the last source")
     p.add_argument("--postcopy", action="store_true", help="the migration switches to postcopy")
     p.add_argument("--engine", choices=("auto", "graph", "smt", "explicit"), default="auto",
-                   help="which engine answers (auto: explicit, the one that runs the simulator)")
+                   help="which engine answers (auto: explicit, the one that runs the simulator on each "
+                   "order; graph and smt judge the rules only)")
     p.add_argument("--bound", type=int, default=2, metavar="N",
                    help="at most N moves (reorder, hot-plug, replug, machine type) from the VM as given (default 2)")
     p.add_argument("--max-orders", type=int, default=2000, metavar="N",
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--bound: expected N >= 0, --max-orders N >= 1, --timeout a positive number of seconds")
     k = knowledge(args)
     source, dest = resolve_releases(args, k)
-    chain = [k.release(r) for r in args.chain]
+    chain = [_chain_release(k, r) for r in args.chain]
     vm = resolve_vm(args, k)
     run_engine = engine(args.engine)
     if run_engine is None:
@@ -102,6 +106,15 @@ def run(args: argparse.Namespace) -> int:
         print("interrupted: the outcomes above cover what was explored before Ctrl-C", file=sys.stderr)
     bad = (Outcome.COUNTEREXAMPLE, Outcome.UNKNOWN)
     return 1 if any(v.outcome in bad for v in verdicts) else 0
+
+
+def _chain_release(k: Knowledge, name: str) -> Release:
+    """A ``--chain`` hop: a bundled release, or a release file written by ``scan --out``."""
+    if name not in k.releases and Path(name).is_file():
+        from ordering.sources.release_file import read_release_file
+
+        return read_release_file(Path(name), k)
+    return k.release(name)
 
 
 class _Bar:
