@@ -204,11 +204,9 @@ class _Model:
         return symbol, name
 
     def field_hunk(self, patch: Patch, f: FileDiff, h: Hunk) -> None:
-        handled = False
         prio_lines = [ln for ln in h.changed if _PRIORITY.match(ln.text) or _EARLY.match(ln.text)]
         if not prio_lines:
             return
-        handled = True
         per_vmsd: dict[tuple[str, str], list[Line]] = {}
         for ln in prio_lines:
             key = self._identify(f, h, ln)
@@ -260,7 +258,6 @@ class _Model:
                 what.append(f".early_setup {old_e or 'false'} -> {new_e or 'false'}")
             nested = "" if self.vmsds[name].orders_stream else f" (nested inside '{fact.inside or '?'}')"
             self.changes.append(f"{where}: VMSD '{name}'{nested}: {', '.join(what)}")
-        _ = handled
 
     def definitions(self, patch: Patch, f: FileDiff, h: Hunk) -> None:
         for ln in h.changed:
