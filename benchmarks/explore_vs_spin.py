@@ -190,6 +190,7 @@ def run_ours(n: int) -> dict[str, Any]:
 def realistic() -> dict[str, Any]:
     """Every rule over the realistic VM's space, from each source in SOURCES, graph and explicit."""
     from ordering.engines.graph import graph_engine
+    from ordering.engines.smt_space import smt_engine
     from ordering.explore import explore_verdicts
     from ordering.model.vm import HotplugStep
     from ordering.order_space import order_space
@@ -214,6 +215,7 @@ def realistic() -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     per_source: dict[str, float] = {}
     explicit_seconds: dict[str, float] = {}
+    smt_seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     for source in SOURCES:
         ts = time.perf_counter()
@@ -229,7 +231,13 @@ def realistic() -> dict[str, Any]:
                 "pairs": v.covered.get("pairs", 0), "reason": v.reason,
             })
         per_source[source] = time.perf_counter() - ts
-        # The explicit engine (migorder explore's default) on the same space, for comparison.
+        # z3 on the same space (symmetric firsts collapsed), then the explicit engine
+        # (migorder explore's default), for comparison.
+        tz = time.perf_counter()
+        for row in rows:
+            if row["source"] == source:
+                row["smt_outcome"] = smt_engine(space, k.rule(row["rule"]), timeout_ms=10_000).outcome.value
+        smt_seconds[source] = time.perf_counter() - tz
         te = time.perf_counter()
         verdicts = explore_verdicts(space, list(k.rules), max_states=2000, timeout=120)
         explicit_seconds[source] = time.perf_counter() - te
@@ -244,6 +252,7 @@ def realistic() -> dict[str, Any]:
         "destination": DESTINATION,
         "space": "migorder's order_space: any registration order, one hot-plug step (a replug), every machine type up to the source",
         "seconds_per_source": per_source,
+        "smt_seconds_per_source": smt_seconds,
         "explicit_seconds_per_source": explicit_seconds,
         "total_seconds": total,
         "rules": rows,
@@ -306,10 +315,15 @@ def main() -> int:
     real = realistic()
     per = ", ".join(f"{src} source {sec:.2f} s" for src, sec in real["seconds_per_source"].items())
     explicit = ", ".join(f"{src} {sec:.2f} s" for src, sec in real["explicit_seconds_per_source"].items())
-    print(f"realistic VM ({real['vm']}) to {real['destination']}: every rule, graph engine: {per}; explicit engine: {explicit}")
+    smt = ", ".join(f"{src} {sec:.2f} s" for src, sec in real["smt_seconds_per_source"].items())
+    print(
+        f"realistic VM ({real['vm']}) to {real['destination']}: every rule, graph engine: {per}; "
+        f"z3: {smt}; explicit engine: {explicit}"
+    )
     for r in real["rules"]:
         print(
-            f"  {r['source']:>5} {r['rule']:<28} {r['outcome']:<15} (explicit: {r['explicit_outcome']:<15}) "
+            f"  {r['source']:>5} {r['rule']:<28} {r['outcome']:<15} (z3: {r['smt_outcome']:<15} "
+            f"explicit: {r['explicit_outcome']:<15}) "
             f"{r['seconds']:.3f} s  {r['sections']} sections"
         )
     ours_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -83,10 +83,27 @@ def find_witness(model: SpaceModel, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> 
     violating pair or None, how many pairs were encoded, and why z3 gave no answer (or "")."""
     slots = model.slots
     pairs: list[tuple[int, int]] = []
+    groups: dict[int, tuple[dict[tuple[int, tuple[int, int], bool], int], dict[int, list[int]]]] = {}
     for inst in model.instances:
-        tkey = slots[inst.then].key
-        threaded = slots[inst.then].threaded
-        pairs.extend((f, inst.then) for f in inst.firsts if f != inst.then and (threaded or slots[f].key >= tkey))
+        t = inst.then
+        ts = slots[t]
+        # Symmetry: a first registered in another stage than the then is after it or not by its
+        # stage, key and mobility alone (a forest never crosses stages), so one first of each
+        # (stage, key, mobile) stands for the rest; the smallest index keeps its ancestors few.
+        g = groups.get(id(inst.firsts))
+        if g is None:
+            reps: dict[tuple[int, tuple[int, int], bool], int] = {}
+            by_stage: dict[int, list[int]] = {}
+            for f in inst.firsts:
+                fs = slots[f]
+                sig = (fs.stage, fs.key, fs.mobile)
+                reps[sig] = min(reps.get(sig, f), f)
+                by_stage.setdefault(fs.stage, []).append(f)
+            g = groups[id(inst.firsts)] = (reps, by_stage)
+        reps, by_stage = g
+        candidates = [f for sig, f in reps.items() if sig[0] != ts.stage]
+        candidates += by_stage.get(ts.stage, [])
+        pairs.extend((f, t) for f in candidates if f != t and (ts.threaded or slots[f].key >= ts.key))
         if len(pairs) > MAX_TERMS:
             return None, len(pairs), f"more than {MAX_TERMS} tied (first, then) pairs to encode"
     if not pairs:
@@ -147,8 +164,9 @@ def find_witness(model: SpaceModel, *, timeout_ms: int = DEFAULT_TIMEOUT_MS) -> 
         by = "phase" if fs.phase != ts.phase else "priority"
     else:
         by = "registration"
+    # z3 may replug a first that needs no move; only one registered in an earlier stage does.
     was_moved = fs.owner in moved and z3.is_true(m.eval(moved[fs.owner], model_completion=True))
-    return Witness(f, t, by, moved=was_moved and by == "registration"), len(pairs), ""
+    return Witness(f, t, by, moved=was_moved and by == "registration" and fs.stage < ts.stage), len(pairs), ""
 
 
 def _unknown(model: SpaceModel, rule: Rule, why: str) -> SpaceVerdict:
