@@ -150,3 +150,18 @@ def test_text_files_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(_limits.read_text, "__defaults__", (64,))
     with pytest.raises(ModelError, match="a file of at most 64 bytes"):
         TomlDoc.read(p)
+
+
+def test_file_names_with_control_characters_stay_on_one_line(tmp_path: Path) -> None:
+    from ordering.errors import MigOrderError
+    from ordering.sources.dump_vmstate import read_dump
+    from ordering.sources.stream import read_stream
+
+    bad = tmp_path / "a\nb\x1b[31m"
+    bad.write_text("not = [valid\n")
+    for read in (read_stream, read_dump, TomlDoc.read):
+        with pytest.raises(MigOrderError) as info:
+            read(bad)
+        msg = str(info.value)
+        assert "\n" not in msg and "\x1b" not in msg, msg
+        assert msg.startswith(repr(str(bad))), msg

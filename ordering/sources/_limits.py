@@ -90,6 +90,18 @@ def shown(value: object, limit: int = 200) -> str:
     return text if len(text) <= limit else f"{text[: limit - 1]}...({len(text)} characters)"
 
 
+def place(path: str | os.PathLike[str]) -> str:
+    """A file name as an error shows it: as is, or ``repr`` when it holds control characters.
+
+    Examples
+    --------
+    >>> place("a.toml"), place("a\\nb.toml")
+    ('a.toml', "'a\\\\nb.toml'")
+    """
+    text = os.fspath(path)
+    return text if text.isprintable() else shown(text)
+
+
 def cut(text: str, limit: int = 400) -> str:
     """``text`` cut to about ``limit`` characters (an error message built from nested parts).
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import BinaryIO, Protocol
 
 from ordering.errors import StreamFormatError
+from ordering.sources._limits import place
 
 RAW_CHUNK = 64 << 10
 """Compressed bytes read from the file at a time."""
@@ -36,7 +37,7 @@ _FD_PATH = re.compile(r"/dev/(?:fd/\d+|stdin)|/proc/(?:self|\d+)/fd/\d+")
 
 def fail(path: str, offset: int, expected: str) -> StreamFormatError:
     """Build the one error the stream reader raises: ``PATH: byte OFFSET: expected ...``."""
-    return StreamFormatError(f"{path}: byte {offset}", f"expected {expected}")
+    return StreamFormatError(f"{place(path)}: byte {offset}", f"expected {expected}")
 
 
 def _kind_of(mode: int) -> str | None:

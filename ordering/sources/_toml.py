@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ordering.errors import InputError, ModelError
-from ordering.sources._limits import FileRefused, LimitError, read_text, toml_loads
+from ordering.sources._limits import FileRefused, LimitError, place, read_text, toml_loads
 
 KeyPath = tuple[str | int, ...]
 
@@ -103,6 +103,8 @@ class TomlDoc:
     def __init__(self, path: str, text: str, error: type[InputError] = ModelError) -> None:
         self.path = path
         self.error_type = error
+        path = place(path)
+        self._shown = path
         try:
             self.data: dict[str, Any] = toml_loads(text)
         except LimitError as exc:
@@ -125,7 +127,7 @@ class TomlDoc:
         try:
             text = read_text(path)
         except FileRefused as exc:
-            raise error(str(path), f"expected a readable UTF-8 TOML file: {exc.args[0]}") from None
+            raise error(place(path), f"expected a readable UTF-8 TOML file: {exc.args[0]}") from None
         return cls(str(path), text, error)
 
     def line(self, *path: str | int) -> int:
@@ -139,7 +141,7 @@ class TomlDoc:
     def where(self, *path: str | int) -> str:
         """``file:line`` for ``path``."""
         line = self.line(*path)
-        return f"{self.path}:{line}" if line else self.path
+        return f"{self._shown}:{line}" if line else self._shown
 
     def error(self, path: KeyPath, expected: str) -> InputError:
         """An error (:class:`ModelError` for models files) at ``path``."""

@@ -32,6 +32,7 @@ from ordering.sources._limits import (
     FileRefused,
     LimitError,
     json_loads,
+    place,
     read_text,
     shown,
 )
@@ -324,8 +325,8 @@ def read_dump(path: str | Path) -> VmstateDump:
     try:
         text = read_text(p)
     except FileRefused as exc:
-        raise InputError(f"{p}:0", f"expected a -dump-vmstate file: {exc.args[0]}") from None
-    return parse_dump(text, str(p))
+        raise InputError(f"{place(p)}:0", f"expected a -dump-vmstate file: {exc.args[0]}") from None
+    return parse_dump(text, place(p))
 
 
 def iter_sections(dump: VmstateDump) -> Iterator[tuple[str, VmsdVersion, int]]:
