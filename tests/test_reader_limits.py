@@ -163,5 +163,6 @@ def test_file_names_with_control_characters_stay_on_one_line(tmp_path: Path) -> 
         with pytest.raises(MigOrderError) as info:
             read(bad)
         msg = str(info.value)
-        assert "\n" not in msg and "\x1b" not in msg, msg
+        assert "\n" not in msg, msg
+        assert "\x1b" not in msg, msg
         assert msg.startswith(repr(str(bad))), msg
