@@ -166,13 +166,17 @@ def explore(
             continue
         seen.add(sig)
         dest_live: set[tuple[str, str, int]] | None = None
-        if crossing:
+        refused_here = postcopy_refusal(space, order)
+        if refused_here:
+            dest_refusals.append(refused_here)
+        elif crossing:
             why = _destination_refuses(space, rules, vm, order)
             if isinstance(why, str):
                 dest_refusals.append(why)
+                refused_here = why
             else:
                 dest_live = why
-        if dest_live is not None or not crossing:
+        if not refused_here:
             states += 1
             _evaluate(space, rules, seq, vm, order, found, live, failure_classes, dest_live)
         # A move may make a VM the destination refuses acceptable (an older machine type).
@@ -191,6 +195,18 @@ def explore(
     verdicts = _verdicts(space, rules, default, found, live, failure_classes, states, refused, stopped,
                          max_states, timeout, dest_refusals)
     return Exploration(space, verdicts, found, states, refused + len(dest_refusals), stopped)
+
+
+def postcopy_refusal(space: OrderSpace, order: LoadOrder) -> str:
+    """QEMU's refusal of postcopy with a migrating VFIO device (``vfio_save_prepare``,
+    hw/vfio/migration.c, 8.2+: it cannot serve page faults), or ``""``."""
+    if not space.postcopy or space.source.version < (8, 2):
+        return ""
+    for step in order.steps:
+        if step.section.kind == "vfio":
+            owner = step.section.owner
+            return f"QEMU {space.source.name} refuses it: '{owner}: VFIO migration is not supported with postcopy migration' (vfio_save_prepare)"
+    return ""
 
 
 def _destination_refuses(
@@ -402,7 +418,7 @@ def _verdicts(
             out.append(_counterexample(space, default, w, where, covered, provenance))
             continue
         if not states and dest_refusals and not stopped:
-            outcome, reason = Outcome.VACUOUS, f"the destination refuses every order in the space: {dest_refusals[0]}"
+            outcome, reason = Outcome.VACUOUS, f"QEMU refuses every order in the space: {dest_refusals[0]}"
         elif stopped:
             outcome, reason = Outcome.UNKNOWN, f"no counterexample in the {states} orders covered before {stopped}"
         elif rule is not None and subject not in live:
@@ -410,7 +426,7 @@ def _verdicts(
         else:
             what = f"{rule.first} after {rule.then}" if rule else "simulator failure"
             outcome, reason = Outcome.PROVED, f"{states} orders explored ({refused} refused by QEMU), no {what}" + (
-                f"; {len(dest_refusals)} refused by the {space.destination.name} destination" if dest_refusals else "")
+                f"; {len(dest_refusals)} refused by the destination or for postcopy" if dest_refusals else "")
         out.append(SpaceVerdict(subject, outcome, ENGINE, where, reason, provenance=provenance,
                                 covered=dict(covered)))
     return tuple(out)

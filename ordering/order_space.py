@@ -27,6 +27,8 @@ The space is every load order a destination may see for the VM, from five source
   ``qemu_savevm_state_complete_precopy_non_iterable(fb, true)``, ``POSTCOPY_RUN``). The
   package walks the same handler list, so every FULL section keeps its precopy order; only the
   END of a postcopiable iterable (``ram``, ``dirty-bitmap``) comes after the device state.
+  From 8.2 a migrating VFIO device refuses postcopy (``vfio_save_prepare``: "VFIO migration is
+  not supported with postcopy migration"), so such a VM has no postcopy order at all.
 
 Pure core: no file or process I/O.
 """

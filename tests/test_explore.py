@@ -13,7 +13,7 @@ from sim_strategies import vms
 
 from ordering.cli import main
 from ordering.errors import ScenarioError
-from ordering.explore import Exploration, explore, failure_class
+from ordering.explore import Exploration, explore, failure_class, postcopy_order
 from ordering.model.vm import Vm
 from ordering.order import derive
 from ordering.order_space import order_space
@@ -150,10 +150,19 @@ def test_a_chain_keeps_the_first_sources_machine_type() -> None:
 
 
 def test_postcopy_keeps_the_device_order() -> None:
-    vm = read_scenario(K.scenarios["default"])
-    pre = _run(vm, "10.2", bound=0)
-    post = _run(vm, "10.2", bound=0, postcopy=True)
+    vm = read_scenario(K.scenarios["hazard-iommu-discarded"])
+    pre = _run(vm, "7.2", bound=0)
+    post = _run(vm, "7.2", bound=0, postcopy=True)
     assert [(v.subject, v.outcome) for v in pre.verdicts] == [(v.subject, v.outcome) for v in post.verdicts]
+    order = postcopy_order(derive(K.release("7.2"), vm))
+    assert [s.section.idstr for s in order.steps][-1] == "ram"  # its END after the package
+    assert [s.section.label for s in order.full] == [s.section.label for s in derive(K.release("7.2"), vm).full]
+
+
+def test_postcopy_with_vfio_is_refused_from_82() -> None:
+    r = _run(read_scenario(K.scenarios["default"]), "10.2", bound=0, postcopy=True)
+    assert {v.outcome for v in r.verdicts} == {Outcome.VACUOUS}
+    assert "VFIO migration is not supported with postcopy migration" in r.verdicts[0].reason
 
 
 def test_a_big_vm_stops_at_its_bound_with_unknown() -> None:
