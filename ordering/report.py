@@ -77,6 +77,12 @@ def order_notes(order: LoadOrder) -> list[str]:
             "KVM-only state (kvmclock on x86, for one), which shifts later section_ids. No rule "
             "involves it, so check's verdicts are unaffected."
         )
+        gic = order.vm.machine_options.get("gic-version", "")
+        if gic in ("host", "max"):
+            notes.append(
+                f"gic-version={gic} under KVM is the host's GIC: taken as GICv3 with its ITS (a GICv2 "
+                "host gives arm_gic instead; check again with gic-version=2)."
+            )
     return notes
 
 

@@ -281,3 +281,11 @@ def test_options_libvirt_adds_that_register_nothing() -> None:
     plain = _order("10.0", "-nodefaults -machine pc")
     assert _order("10.0", "-nodefaults -machine pc -acpitable sig=SLIC,file=slic.dat -full-screen -mem-prealloc") == plain
     assert "'gic-version=host requires KVM'" in _refusal("10.0", "qemu-system-aarch64 -nodefaults -machine virt,gic-version=host")
+
+
+def test_gic_version_host_under_kvm_is_taken_as_gicv3_and_said() -> None:
+    from ordering.report import order_notes
+
+    order = derive(K.release("11.1"), parse_command_line("qemu-system-aarch64 -nodefaults -machine virt,gic-version=host -accel kvm -cpu host"))
+    assert "arm_gicv3" in [s.section.idstr for s in order.full]
+    assert any("taken as GICv3" in n for n in order_notes(order))
