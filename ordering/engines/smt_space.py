@@ -248,7 +248,7 @@ class FamilyProof:
         steps = tuple(f"{n} {name}" for name, n in self.counts) if self.outcome is Outcome.COUNTEREXAMPLE else ()
         return SpaceVerdict(
             self.rule, self.outcome, "smt", self.family, self.reason, steps=steps,
-            provenance=provenance, covered={"roles": 0},
+            provenance=provenance,
         )
 
 
