@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fleet_scale.py
 	$(BIN)/python benchmarks/explore_vs_spin.py
 	$(BIN)/python benchmarks/hostile_inputs.py
+	$(BIN)/python benchmarks/cli_startup.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist

@@ -39,6 +39,32 @@ COMMANDS = (
     "info",
 )
 
+SUMMARIES: dict[str, tuple[str, str]] = {
+    'check': ('check', "judge every rule on a VM's load order (the default command)"),
+    'order': ('order', 'print the load order a destination sees'),
+    'stream': ('stream', 'show the load order a real migration stream shows'),
+    'simulate': ('simulate', 'replay a load order over device behaviours: what a destination would do'),
+    'explore': ('explore', 'model-check every order a destination may see: reorders, hot-plug, releases, multifd'),
+    'capture': ('capture', 'run QEMU paused and capture its migration stream'),
+    'scan': ('scan', 'read a QEMU source tree (perhaps patched): enum, priority VMSDs, lint'),
+    'dump-vmstate': ('dump_vmstate', "read QEMU's -dump-vmstate JSON; compare a source and a destination"),
+    'diagram': ('diagram', 'draw the dependency graph in MIG_PRI bands (png, svg, dot, ascii)'),
+    'timeline': ('timeline', 'draw the load order as a timeline (png, svg, ascii)'),
+    'history': ('history', "heat map of every rule's verdict across the bundled releases (png, svg, ascii)"),
+    'prove': ('prove', 'prove with z3 that rules hold for every VM of a release, or show a counterexample'),
+    'verify': ('verify', 'judge a proposed MIG_PRI patch or series: BETTER, NO CHANGE, WORSE or UNJUDGED'),
+    'synthesize': ('synthesize', 'find the smallest MIG_PRI change under which every rule holds for every VM (z3)'),
+    'fleet': ('fleet', 'before an upgrade: which VMs of a fleet fail, degrade or cannot migrate, and why'),
+    'releases': ('info', 'list the bundled QEMU releases with their priority enums'),
+    'rules': ('info', 'list the bundled must-load-before rules with their sources'),
+    'scenarios': ('info', 'list the bundled scenarios'),
+    'devices': ('info', 'list the -device types migorder models'),
+    'explain': ('info', 'explain one rule: mechanism, symptom, sources, verdict per release'),
+}
+"""Each subcommand's module and one-line help, so that ``migorder --help`` lists them without
+importing any (a test holds this table equal to what the modules register). A module in
+COMMANDS whose commands are missing here still works: ``--help`` then imports every module."""
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
@@ -65,8 +91,15 @@ def _split_qemu_args(parser: argparse.ArgumentParser, args_in: list[str]) -> tup
     return args_in[:cut], args_in[cut + 1 :]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (subcommands whose module is missing are left out)."""
+def build_parser(command: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
+    """The argument parser (subcommands whose module is missing are left out).
+
+    With ``command``, only the module that registers it is imported: running one command
+    does not import the others (nor networkx, z3 or matplotlib, which only the commands that
+    need them import). Without it (``migorder --help``), the subcommands are listed from
+    :data:`SUMMARIES` without importing any module, unless ``every`` asks for every module's
+    real subparser.
+    """
     parser = _Parser(
         prog="migorder",
         description="Check the order in which QEMU loads device state during live migration.",
@@ -74,15 +107,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"migorder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    if command in SUMMARIES:
+        if _register(sub, SUMMARIES[command][0]) and command in sub.choices:
+            return parser
+        return build_parser(every=True)
+    if not every and set(COMMANDS) <= {module for module, _ in SUMMARIES.values()}:
+        for name, (_, summary) in SUMMARIES.items():
+            sub.add_parser(name, help=summary, add_help=False)  # a name in the list; never run
+        return parser
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"ordering.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"ordering.commands.{name}":
-                continue
-            raise
-        module.register(sub)
+        _register(sub, name)
     return parser
+
+
+def _register(sub: argparse._SubParsersAction[_Parser], name: str) -> bool:
+    try:
+        module = importlib.import_module(f"ordering.commands.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name == f"ordering.commands.{name}":
+            return False
+        raise
+    module.register(sub)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -112,17 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args_in: list[str]) -> int:
-    parser = build_parser()
+    # no command, or a QEMU command line straight after `--`: `check`
+    command = "check" if not args_in or args_in[0] == "--" else args_in[0]
+    parser = build_parser(command)
     args_in, qemu_args = _split_qemu_args(parser, args_in)
-    args = parser.parse_args(args_in)
+    args = parser.parse_args(args_in or ["check"])
     args.qemu_args = qemu_args
-    if not getattr(args, "run", None):
-        if args.command is None:
-            args = parser.parse_args(["check"])
-            args.qemu_args = qemu_args
-        else:  # pragma: no cover - every subparser sets run
-            parser.print_help()
-            return 2
+    if not getattr(args, "run", None):  # pragma: no cover - every registered subparser sets run
+        parser.print_help()
+        return 2
     code: int = args.run(args)
     return code
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from ordering.conditions import RuleInstance
 from ordering.model.rule import Rule
+
+if TYPE_CHECKING:  # networkx takes ~70 ms to import: only the commands that build a graph pay
+    import networkx as nx
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,8 @@ def kind_graph(rules: Iterable[Rule]) -> nx.DiGraph:
     >>> g.has_edge("pci-bridge", "viommu")
     True
     """
+    import networkx as nx
+
     g = nx.DiGraph()
     for rule in rules:
         if g.has_edge(rule.first, rule.then):
@@ -65,6 +69,8 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
     tuple of firsts share one hub node (4096 APICs × 64 VFIO devices would make 4160 edges,
     not 262144). Hubs are ``("hub", n)`` tuples and vanish again in :func:`cycles`.
     """
+    import networkx as nx
+
     g = nx.DiGraph()
     hubs: dict[tuple[str | int, ...], tuple[str, int]] = {}
     instances = list(instances)
@@ -113,12 +119,15 @@ def cycles(g: nx.DiGraph, *, limit: int = 50) -> list[Cycle]:
     Only strongly connected components are searched, so a large acyclic graph costs one
     linear pass.
 
+    >>> import networkx as nx
     >>> g = nx.DiGraph()
     >>> g.add_edge("viommu", "pci-bridge", rules=["mine"])
     >>> g.add_edge("pci-bridge", "viommu", rules=["pci-bus-before-viommu"])
     >>> [c.describe() for c in cycles(g)]
     ['pci-bridge → viommu (pci-bus-before-viommu) → pci-bridge (mine)']
     """
+    import networkx as nx
+
     found: list[Cycle] = []
     for component in nx.strongly_connected_components(g):
         if len(component) == 1:

@@ -10,9 +10,7 @@ from ordering.errors import UsageError
 from ordering.model.knowledge import Knowledge
 from ordering.model.release import Release
 from ordering.model.vm import Vm
-from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
-from ordering.sources.scenario import read_scenario
 
 
 def add_vm_arguments(parser: argparse.ArgumentParser, *, release_help: str = "") -> None:
@@ -72,6 +70,9 @@ def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
 
 
 def _named_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
+    from ordering.sources.cmdline import parse_command_line  # only the commands that build a VM
+    from ordering.sources.scenario import read_scenario
+
     qemu_args: list[str] = getattr(args, "qemu_args", [])
     scenario: str | None = getattr(args, "scenario", None)
     if qemu_args and scenario:

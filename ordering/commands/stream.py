@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ordering.commands._common import knowledge
 from ordering.order import LoadOrder
-from ordering.report import json_text
 from ordering.sources.observed import annotate, disagreements, observed_order
 from ordering.sources.stream import Stream, read_stream
 
@@ -82,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     release = k.release(args.qemu) if args.qemu else None
     order = observed_order(k, stream, release)
     if args.json:
+        from ordering._json_text import json_text
+
         print(json_text(stream_json(stream, order)))
     else:
         print(render_text(stream, order))

@@ -45,7 +45,9 @@ def bundled_models_dir() -> Path:
 
 @cache
 def _cached(models_dir: str) -> Knowledge:
-    return read_knowledge(Path(models_dir))
+    from ordering.sources.knowledge_cache import cached_knowledge
+
+    return cached_knowledge(Path(models_dir), read_knowledge)
 
 
 def load_knowledge(models_dir: Path | None = None) -> Knowledge:
