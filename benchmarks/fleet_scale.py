@@ -9,7 +9,7 @@ libvirt makes unique per domain. The shapes vary vCPUs, NICs, disks, a VFIO devi
 ``--jobs 1`` and ``--jobs 2``: wall time, CPU time (the process and its workers), the peak RSS
 of the largest process and of the whole process tree (sampled every 50 ms).
 
-Prints a table and writes benchmarks/results/fleet_scale.json. Never asserts a time.
+Prints a table and writes fleet_scale.json (benchmarks/_results.py says where). Never asserts a time.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "fleet_scale.json"
+from _results import results_path
+
+RESULTS = results_path("fleet_scale")
 VMS = int(os.environ.get("FLEET_VMS", "100000"))
 SHAPES = 1000
 JOBS = (1, 2)
