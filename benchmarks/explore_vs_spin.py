@@ -21,7 +21,7 @@ and an 11.1 source to an 11.1 destination (10.0-10.2 refuse VFIO behind a vIOMMU
 says so), over migorder's order space (``order_space``: every machine type up to the source);
 the explicit engine runs on the same space for comparison.
 
-Prints a table and writes benchmarks/results/explore_vs_spin.json. Never asserts a time.
+Prints a table and writes explore_vs_spin.json (benchmarks/_results.py says where). Never asserts a time.
 Usage: python benchmarks/explore_vs_spin.py [--spin-timeout SECONDS] [--sizes 12,16,20]
 """
 
@@ -43,7 +43,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "explore_vs_spin.json"
+from _results import results_path
+
+RESULTS = results_path("explore_vs_spin")
 SIZES = (12, 16, 20, 24, 100)
 SOURCES = ("10.1", "10.2", "11.1")
 """Source releases the realistic VM migrates from (the source decides the order)."""
