@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _results, also when loaded by a test
-from _results import results_path  # noqa: E402
+from _results import results_path
 
 RESULTS = results_path("explore_vs_spin")
 SIZES = (12, 16, 20, 24, 100)
