@@ -91,14 +91,15 @@ def _split_qemu_args(parser: argparse.ArgumentParser, args_in: list[str]) -> tup
     return args_in[:cut], args_in[cut + 1 :]
 
 
-def build_parser(command: str | None = None, *, every: bool = False) -> argparse.ArgumentParser:
-    """The argument parser (subcommands whose module is missing are left out).
+def build_parser(command: str | None = None, *, lazy: bool = False) -> argparse.ArgumentParser:
+    """The argument parser (subcommands whose module is missing are left out): every
+    subcommand's real parser, from every module.
 
-    With ``command``, only the module that registers it is imported: running one command
-    does not import the others (nor networkx, z3 or matplotlib, which only the commands that
-    need them import). Without it (``migorder --help``), the subcommands are listed from
-    :data:`SUMMARIES` without importing any module, unless ``every`` asks for every module's
-    real subparser.
+    ``lazy`` is how ``migorder`` itself starts: with ``command``, only the module that
+    registers it is imported, so running one command does not import the others (nor
+    networkx, z3 or matplotlib, which only the commands that need them import); without it
+    (``migorder --help``), the subcommands are listed from :data:`SUMMARIES` and no module is
+    imported.
     """
     parser = _Parser(
         prog="migorder",
@@ -107,11 +108,11 @@ def build_parser(command: str | None = None, *, every: bool = False) -> argparse
     )
     parser.add_argument("--version", action="version", version=f"migorder {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    if command in SUMMARIES:
+    if lazy and command in SUMMARIES:
         if _register(sub, SUMMARIES[command][0]) and command in sub.choices:
             return parser
-        return build_parser(every=True)
-    if not every and set(COMMANDS) <= {module for module, _ in SUMMARIES.values()}:
+        return build_parser()
+    if lazy and set(COMMANDS) <= {module for module, _ in SUMMARIES.values()}:
         for name, (_, summary) in SUMMARIES.items():
             sub.add_parser(name, help=summary, add_help=False)  # a name in the list; never run
         return parser
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args_in: list[str]) -> int:
     # no command, or a QEMU command line straight after `--`: `check`
     command = "check" if not args_in or args_in[0] == "--" else args_in[0]
-    parser = build_parser(command)
+    parser = build_parser(command, lazy=True)
     args_in, qemu_args = _split_qemu_args(parser, args_in)
     args = parser.parse_args(args_in or ["check"])
     args.qemu_args = qemu_args

@@ -24,16 +24,16 @@ def _imported_after(code: str) -> set[str]:
 
 
 def test_help_imports_no_command_and_no_heavy_library() -> None:
-    seen = _imported_after("from ordering import cli\ncli.build_parser()")
+    seen = _imported_after("from ordering import cli\ncli.build_parser(lazy=True)")
     assert not seen & set(HEAVY)
-    probe = "import sys\nfrom ordering import cli\ncli.build_parser()\nprint([m for m in sys.modules if m.startswith('ordering.commands.')])"
+    probe = "import sys\nfrom ordering import cli\ncli.build_parser(lazy=True)\nprint([m for m in sys.modules if m.startswith('ordering.commands.')])"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.splitlines()[0] == "[]"
 
 
 @pytest.mark.parametrize("command", ["check", "order", "stream", "simulate", "diagram", "timeline", "history", "prove", "rules"])
 def test_a_command_imports_no_heavy_library_before_it_runs(command: str) -> None:
-    assert not _imported_after(f"from ordering import cli\ncli.build_parser({command!r})") & set(HEAVY)
+    assert not _imported_after(f"from ordering import cli\ncli.build_parser({command!r}, lazy=True)") & set(HEAVY)
 
 
 def test_the_summaries_are_what_the_modules_register() -> None:
