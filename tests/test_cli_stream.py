@@ -113,3 +113,14 @@ def test_capture_cli_refusal(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["capture", "--out", str(tmp_path / "x.mig"), "--", *argv]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "migorder: error: State blocked by non-migratable device 'amd-iommu'"
+
+
+@pytest.mark.parametrize("where", ["missing", "folder"])
+def test_capture_out_is_checked_before_qemu_runs(tmp_path: Path, where: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """QEMU's own words were "Unable to write to command: Broken pipe"."""
+    out = tmp_path / "missing" / "x.mig" if where == "missing" else tmp_path
+    assert main(["capture", "--out", str(out), "--", "qemu-system-x86_64"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"migorder: error: --out '{out}': expected a file")
+    assert err.count("\n") == 1

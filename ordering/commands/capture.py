@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ordering.commands._common import knowledge
+from ordering.commands._out import check_out
 from ordering.errors import UsageError
 from ordering.sources._limits import LimitError, json_loads, shown
 from ordering.sources.capture import capture_stream
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give the QEMU binary and its arguments after --, e.g. "
                          "`migorder capture -- qemu-system-x86_64 -machine q35 -m 128`")
     hotplug = _hotplug(args.hotplug)
+    check_out(args.out)
     result = capture_stream(qemu_args, args.out, timeout=args.timeout, hotplug=hotplug)
     k = knowledge(args)
     stream = read_stream(result.out)

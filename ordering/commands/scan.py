@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 from ordering.commands._common import knowledge
+from ordering.commands._out import check_out
 from ordering.errors import UsageError
 from ordering.model.machine import version_tuple
 from ordering.sources._limits import shown
@@ -49,19 +49,6 @@ def _machines(args: argparse.Namespace, release: str) -> str:
     return older[-1] if older else folders[0]
 
 
-def _check_out(out: Path) -> None:
-    """Refuse an ``--out`` that cannot be written, before the scan."""
-    if out.is_dir():
-        raise UsageError(f"--out {shown(str(out))}: expected a file to write, found a folder")
-    parent = out.parent
-    if not parent.is_dir():
-        raise UsageError(f"--out {shown(str(out))}: expected a file in an existing folder "
-                         f"({shown(str(parent))} does not exist)")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"--out {shown(str(out))}: expected a file in a folder you may "
-                         "write to")
-
-
 def _write(out: Path, text: str) -> None:
     try:
         out.write_text(text, encoding="utf-8")
@@ -75,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.tree.is_dir():
         raise UsageError(f"{shown(str(args.tree))}: expected a QEMU source tree (a folder)")
     if args.out is not None:
-        _check_out(args.out)
+        check_out(args.out)
     scanned = scan_tree(args.tree)
     for w in scanned.warnings:
         print(f"migorder: warning: {w}", file=sys.stderr)
