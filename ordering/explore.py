@@ -29,13 +29,24 @@ from dataclasses import dataclass, field, replace
 from ordering.check import blockers
 from ordering.errors import MigOrderError, ScenarioError
 from ordering.model.rule import Rule
-from ordering.model.section import LoadStep, Phase, SectionType
+from ordering.model.section import LoadStep
 from ordering.model.vm import Vm
 from ordering.order import LoadOrder, derive
-from ordering.order_space import POSTCOPIABLE, Move, apply, moves, relevant_owners
+from ordering.order_space import (
+    Move,
+    apply,
+    config_at,
+    load_variants,
+    moves,
+    postcopy_refusal,
+    relevant_owners,
+)
+from ordering.order_space import (
+    postcopy_order as postcopy_order,  # its old home: the kit imports it here
+)
 from ordering.sim import Failure, Trace, simulate
 from ordering.space import OrderSpace, Outcome, SpaceVerdict
-from ordering.verdict import Verdict, judge, vfio_config_unordered
+from ordering.verdict import Verdict, judge
 
 ENGINE = "explicit"
 
@@ -197,18 +208,6 @@ def explore(
     return Exploration(space, verdicts, found, states, refused + len(dest_refusals), stopped)
 
 
-def postcopy_refusal(space: OrderSpace, order: LoadOrder) -> str:
-    """QEMU's refusal of postcopy with a migrating VFIO device (``vfio_save_prepare``,
-    hw/vfio/migration.c, 8.2+: it cannot serve page faults), or ``""``."""
-    if not space.postcopy or space.source.version < (8, 2):
-        return ""
-    for step in order.steps:
-        if step.section.kind == "vfio":
-            owner = step.section.owner
-            return f"QEMU {space.source.name} refuses it: '{owner}: VFIO migration is not supported with postcopy migration' (vfio_save_prepare)"
-    return ""
-
-
 def _destination_refuses(
     space: OrderSpace, rules: Sequence[Rule], vm: Vm, order: LoadOrder
 ) -> str | set[tuple[str, str, int]]:
@@ -293,41 +292,6 @@ def _signature(order: LoadOrder, relevant: frozenset[str]) -> tuple[object, ...]
     return (order.machine_type, keep)
 
 
-def _variants(order: LoadOrder, space: OrderSpace) -> list[tuple[str, LoadOrder]]:
-    """The orders a destination may load for one derived order: postcopy moves the END of
-    postcopiable iterables after the package; with multifd each VFIO config load QEMU does not
-    order may run at the earliest or the latest point of the completion phase."""
-    if space.postcopy:
-        order = postcopy_order(order)
-    out = [("", order)]
-    unordered = vfio_config_unordered(order)
-    if unordered:
-        out.append(("multifd: VFIO config loaded earliest (vfio_load_bufs_thread)", _config_at(order, unordered, early=True)))
-        out.append(("multifd: VFIO config loaded latest (vfio_load_bufs_thread)", _config_at(order, unordered, early=False)))
-    return out
-
-
-def postcopy_order(order: LoadOrder) -> LoadOrder:
-    """``order`` as postcopy sends it: non-postcopiable ENDs, the package (every FULL section
-    in list order), then the END of ``ram`` and ``dirty-bitmap`` (postcopy_start)."""
-    late = [s for s in order.steps if s.type is SectionType.END and s.section.idstr in POSTCOPIABLE]
-    if not late:
-        return order
-    rest = [s for s in order.steps if not (s.type is SectionType.END and s.section.idstr in POSTCOPIABLE)]
-    return replace(order, steps=(*rest, *late))
-
-
-def _config_at(order: LoadOrder, owners: set[str], *, early: bool) -> LoadOrder:
-    """The VFIO FULL sections of ``owners`` moved to the start (or end) of the completion
-    phase's FULL sections."""
-    moved = [s for s in order.steps if s.type is SectionType.FULL and s.section.owner in owners]
-    rest = [s for s in order.steps if not (s.type is SectionType.FULL and s.section.owner in owners)]
-    full = [i for i, s in enumerate(rest) if s.type is SectionType.FULL and s.phase is Phase.COMPLETE]
-    at = (full[0] if full else len(rest)) if early else (full[-1] + 1 if full else len(rest))
-    placed = [LoadStep(s.section, s.type, Phase.COMPLETE) for s in moved]
-    return replace(order, steps=(*rest[:at], *placed, *rest[at:]))
-
-
 def failure_class(f: Failure) -> str:
     """The simulator failure class of a failure: which kind it needed before which."""
     return f"simulator: {f.needs.kind} before {f.section.kind} ({f.consequence.value})"
@@ -344,7 +308,7 @@ def _evaluate(
     classes: list[str],
     dest_live: set[tuple[str, str, int]] | None = None,
 ) -> None:
-    for variant, o in _variants(order, space):
+    for variant, o in load_variants(order, space):
         for v in judge(o, rules):
             if v.verdict is Verdict.NOT_LIVE or v.instance is None:
                 continue
@@ -355,7 +319,7 @@ def _evaluate(
                 ev = v.evidence
                 worst = o
                 if v.by == "concurrency":
-                    worst = _config_at(order, {v.instance.then.owner} if v.instance else set(), early=True)
+                    worst = config_at(order, {v.instance.then.owner} if v.instance else set(), early=True)
                 try:
                     trace = simulate(space.destination, vm, worst)
                 except ScenarioError:

@@ -41,9 +41,11 @@ from dataclasses import dataclass, replace
 
 from ordering.model.machine import machine_type_version, version_tuple
 from ordering.model.release import Release
+from ordering.model.section import LoadStep, Phase, SectionType
 from ordering.model.vm import DeviceSpec, HotplugStep, Vm
-from ordering.order import Registered
+from ordering.order import LoadOrder, Registered
 from ordering.space import OrderSpace
+from ordering.verdict import vfio_config_unordered
 
 POSTCOPIABLE = frozenset({"ram", "dirty-bitmap"})
 """Iterable handlers with ``save_live_complete_postcopy``: their END follows the package."""
@@ -254,3 +256,50 @@ def _guest_cpu_targets(guest: Mapping[str, object]) -> set[int]:
                 if isinstance(t, int):
                     out.add(t)
     return out
+
+
+def load_variants(order: LoadOrder, space: OrderSpace) -> list[tuple[str, LoadOrder]]:
+    """The orders a destination may load for one derived order: postcopy moves the END of
+    postcopiable iterables after the package; with multifd each VFIO config load QEMU does not
+    order may run at the earliest or the latest point of the completion phase."""
+    if space.postcopy:
+        order = postcopy_order(order)
+    out = [("", order)]
+    unordered = vfio_config_unordered(order)
+    if unordered:
+        out.append(("multifd: VFIO config loaded earliest (vfio_load_bufs_thread)", config_at(order, unordered, early=True)))
+        out.append(("multifd: VFIO config loaded latest (vfio_load_bufs_thread)", config_at(order, unordered, early=False)))
+    return out
+
+
+def postcopy_order(order: LoadOrder) -> LoadOrder:
+    """``order`` as postcopy sends it: non-postcopiable ENDs, the package (every FULL section
+    in list order), then the END of ``ram`` and ``dirty-bitmap`` (postcopy_start)."""
+    late = [s for s in order.steps if s.type is SectionType.END and s.section.idstr in POSTCOPIABLE]
+    if not late:
+        return order
+    rest = [s for s in order.steps if not (s.type is SectionType.END and s.section.idstr in POSTCOPIABLE)]
+    return replace(order, steps=(*rest, *late))
+
+
+def config_at(order: LoadOrder, owners: set[str], *, early: bool) -> LoadOrder:
+    """The VFIO FULL sections of ``owners`` moved to the start (or end) of the completion
+    phase's FULL sections."""
+    moved = [s for s in order.steps if s.type is SectionType.FULL and s.section.owner in owners]
+    rest = [s for s in order.steps if not (s.type is SectionType.FULL and s.section.owner in owners)]
+    full = [i for i, s in enumerate(rest) if s.type is SectionType.FULL and s.phase is Phase.COMPLETE]
+    at = (full[0] if full else len(rest)) if early else (full[-1] + 1 if full else len(rest))
+    placed = [LoadStep(s.section, s.type, Phase.COMPLETE) for s in moved]
+    return replace(order, steps=(*rest[:at], *placed, *rest[at:]))
+
+
+def postcopy_refusal(space: OrderSpace, order: LoadOrder) -> str:
+    """QEMU's refusal of postcopy with a migrating VFIO device (``vfio_save_prepare``,
+    hw/vfio/migration.c, 8.2+: it cannot serve page faults), or ``""``."""
+    if not space.postcopy or space.source.version < (8, 2):
+        return ""
+    for step in order.steps:
+        if step.section.kind == "vfio":
+            owner = step.section.owner
+            return f"QEMU {space.source.name} refuses it: '{owner}: VFIO migration is not supported with postcopy migration' (vfio_save_prepare)"
+    return ""

@@ -13,10 +13,10 @@ from sim_strategies import vms
 
 from ordering.cli import main
 from ordering.errors import ScenarioError
-from ordering.explore import Exploration, explore, failure_class, postcopy_order
+from ordering.explore import Exploration, explore, failure_class
 from ordering.model.vm import Vm
 from ordering.order import derive
-from ordering.order_space import order_space
+from ordering.order_space import order_space, postcopy_order
 from ordering.sim import simulate
 from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
