@@ -82,6 +82,8 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     """
     layout, machine_type = release.machine(vm.machine)
     check_arch(vm, layout, release)
+    check_topology(vm, layout, release, machine_type)
+    check_option_values(vm)
     options = {
         **layout.options,
         **machine_options(vm, layout, release),
@@ -103,7 +105,7 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     present = set(range(vm.topology.cpus))
     for step in vm.hotplug:
         if step.cpu is not None:
-            if step.cpu in present or step.cpu >= vm.topology.maxcpus:
+            if step.cpu in present or not 0 <= step.cpu < vm.topology.maxcpus:
                 raise ScenarioError(
                     vm.source or vm.name,
                     f"hot-plug of vCPU {step.cpu}: expected an absent vCPU index below "
@@ -230,6 +232,46 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
     return options
 
 
+def check_topology(vm: Vm, layout: MachineLayout, release: Release, machine_type: str) -> None:
+    """``-smp`` as the release reads it, before anything is made per vCPU: ``maxcpus`` within
+    the machine type's ``max_cpus`` (so ``-smp 1000000000`` costs nothing), and a parameter
+    given as 0 refused where the release refuses it (7.2 only warned, reading it as omitted)."""
+    where = vm.source or vm.name
+    if layout.max_cpus and vm.topology.maxcpus > layout.max_cpus:
+        raise ScenarioError(
+            where,
+            f"QEMU {release.name} refuses it: 'Invalid SMP CPUs {vm.topology.maxcpus}. The max "
+            f"CPUs supported by machine '{machine_type}' is {layout.max_cpus}'",
+        )
+    if vm.smp_zero and release.features.smp_zero_refused:
+        raise ScenarioError(
+            where,
+            f"-smp ...,{vm.smp_zero[0]}=0: QEMU {release.name} refuses it: 'Invalid CPU topology: "
+            "CPU topology parameters must be greater than zero' (7.2 only warned)",
+        )
+
+
+BOOL_OPTIONS = frozenset({"hpet", "i8042", "usb", "sata", "its", "secure"})
+"""``-machine`` options that are booleans: anything but on/off (yes/no, true/false) is refused,
+"Parameter 'hpet' expects 'on' or 'off'" (captured: Debian 7.2 and 11.1, q35 and virt)."""
+ON_OFF_AUTO_OPTIONS = frozenset({"pit", "pic", "vmport", "acpi", "smm"})
+"""``-machine`` options that are OnOffAuto: only on, off or auto, "Parameter 'pit' does not
+accept value 'maybe'" (captured: Debian 7.2, q35 and virt; yes is refused too)."""
+
+
+def check_option_values(vm: Vm) -> None:
+    """Booleans and OnOffAuto ``-machine`` options take only what QEMU's parser takes."""
+    for key, value in vm.machine_options.items():
+        if key in BOOL_OPTIONS and not (is_on(value) or is_off(value)):
+            raise ScenarioError(vm.source or vm.name, f"-machine ...,{key}={value}: QEMU refuses it: \"Parameter '{key}' expects 'on' or 'off'\"")
+        if key in ON_OFF_AUTO_OPTIONS and value not in ("on", "off", "auto"):
+            raise ScenarioError(vm.source or vm.name, f"-machine ...,{key}={value}: QEMU refuses it: \"Parameter '{key}' does not accept value '{value}'\"")
+
+
+_ID = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+"""QEMU's id_wellformed: an ASCII letter, then ASCII letters, digits, '-', '.' or '_'."""
+
+
 def check_ids(vm: Vm) -> None:
     """Every device id is used once (QEMU refuses a second -device or device_add with an id
     in use; an id freed by device_del may be used again)."""
@@ -239,6 +281,12 @@ def check_ids(vm: Vm) -> None:
         if unplug:
             live.discard(unplug)
         elif spec is not None and spec.id:
+            if not _ID.fullmatch(spec.id):
+                raise ScenarioError(
+                    spec.origin,
+                    f"-device {spec.driver},id={spec.id!r}: QEMU refuses it: \"Parameter 'id' expects an "
+                    "identifier\" (an ASCII letter, then letters, digits, '-', '.' or '_'; captured on 7.2 and 11.1)",
+                )
             if spec.id in live:
                 raise ScenarioError(spec.origin, f"-device {spec.driver},id={spec.id}: QEMU refuses it: the id is in use")
             live.add(spec.id)

@@ -199,6 +199,8 @@ class MachineLayout:
     usb_buses: tuple[BoardUsbBus, ...] = ()
     """USB buses of the board's own controllers, each present when its ``when`` holds."""
     ide_buses: int = 0
+    max_cpus: int = 0
+    """The machine type's ``max_cpus``: QEMU refuses a larger ``maxcpus`` (0: not known)."""
     virtio_mmio: tuple[int, int, int] = (0, 0, 0)
     """The board's virtio-mmio transports: (count, base address, stride); a ``-device
     virtio-*-device`` takes the free one with the highest address."""

@@ -94,6 +94,8 @@ class Features:
     """A device hot-plugged onto a PCIe port whose slot 0 is taken is refused."""
     gicv2_its_refused: bool = False
     gicv3_above_8_cpus: bool = False
+    smp_zero_refused: bool = False
+    """``-smp`` with a parameter of 0 is refused; before, it was read as omitted, with a warning."""
     """virt without gic-version= picks GICv3 when more than 8 vCPUs are asked for (TCG);
     before, the default GICv2 refused them."""
     """virt refuses ``its=on`` with GICv2 instead of ignoring the ITS."""

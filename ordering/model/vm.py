@@ -99,6 +99,9 @@ class Vm:
     ``[release_globals]`` adjust them (7.2 spells VFIO migration ``x-enable-migration``)."""
     removed_options: tuple[str, ...] = ()
     """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
+    smp_zero: tuple[str, ...] = ()
+    """``-smp`` parameters given as 0 (read as omitted; releases with ``smp_zero_refused``
+    refuse them)."""
 
     def serial_ports(self, first: int, last: int) -> int:
         """How many serial indices in ``first..last`` (inclusive) have a backend.

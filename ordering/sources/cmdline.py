@@ -8,6 +8,7 @@ is reported, never ignored silently.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 
@@ -123,28 +124,67 @@ def _props(text: str, origin: str, implied: str) -> tuple[str, dict[str, str]]:
     return head, props
 
 
+_SIZE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)(\.[0-9]+)?([BbKkMmGgTtPpEe]?)")
+_UNITS = {"": 0, "b": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
+
+
+def qemu_size(text: str, default_unit: str = "") -> int | None:
+    """A size as QEMU reads it (``4G``, ``512M``, ``1.5G``, ``1024``), in bytes; ``None`` when
+    QEMU refuses it: no number, a fraction without a unit, an exponent, or 2^64 or more.
+
+    >>> qemu_size("4G"), qemu_size("1.5K"), qemu_size("128", "m")
+    (4294967296, 1536, 134217728)
+    >>> qemu_size("zz"), qemu_size("1e400G"), qemu_size("1.5"), qemu_size("16E")
+    (None, None, None, None)
+    """
+    m = _SIZE.fullmatch(text.strip())
+    if not m or (m.group(2) and (not m.group(3) or m.group(1).lower().startswith("0x"))):
+        return None
+    unit = _UNITS[(m.group(3) or default_unit).lower()]
+    whole = int(m.group(1), 0) if m.group(1).lower().startswith("0x") else int(m.group(1))
+    frac = m.group(2) or ""
+    value = (whole << unit) + (int(frac[1:]) << unit) // 10 ** (len(frac) - 1) if frac else whole << unit
+    return value if value < 1 << 64 else None
+
+
 def _size_ok(text: str) -> bool:
-    t = text.strip().upper().rstrip("B")
-    return bool(t) and (t[:-1] if t[-1] in "KMGTPE" else t).replace(".", "", 1).isdigit()
+    return qemu_size(text, "m") is not None
 
 
-def _smp(text: str, origin: str) -> Topology:
+_SMP_KEYS = ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers")
+
+
+def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...]]:
+    """``-smp``: the topology, and the parameters given as 0. A 0 is read as omitted here (as
+    7.2 does, with a warning); releases that refuse it do so in :mod:`ordering.refusals`.
+    Nothing is allocated per vCPU: the machine's ``max_cpus`` is checked there too."""
     head, props = _props(text, origin, "cpus")
-    try:
-        cpus = int(head) if head else 0
-        vals = {k: int(v) for k, v in props.items() if k in ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers")}
-    except ValueError:
-        raise ScenarioError(origin, f"-smp {text}: expected whole numbers") from None
-    unknown = set(props) - {"maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers"}
+    unknown = set(props) - set(_SMP_KEYS)
     if unknown:
         raise ScenarioError(origin, f"-smp {text}: unknown key {sorted(unknown)[0]!r}")
+    try:
+        given = {"cpus": int(head)} if head else {}
+        given.update({k: int(v) for k, v in props.items()})
+    except ValueError:
+        raise ScenarioError(origin, f"-smp {text}: expected whole numbers") from None
+    negative = [k for k, v in given.items() if v < 0]
+    if negative:
+        raise ScenarioError(
+            origin,
+            f"-smp {text}: QEMU refuses a negative {negative[0]} (it reads it as a huge unsigned "
+            "number: 'Invalid SMP CPUs ...' or 'Invalid CPU topology: product of the hierarchy "
+            "must match maxcpus'; captured on 7.2, 10.0 and 11.1)",
+        )
+    zeros = tuple(k for k, v in given.items() if v == 0)
+    vals = {k: v for k, v in given.items() if v > 0}
+    cpus = vals.get("cpus", 0)
     sockets = vals.get("sockets", 0)
     dies = vals.get("dies", 1)
     cores = vals.get("cores", 0)
     threads = vals.get("threads", 1)
     maxcpus = vals.get("maxcpus", 0)
     if not cpus:
-        cpus = maxcpus or max(1, sockets or 1) * dies * max(1, cores or 1) * threads
+        cpus = maxcpus or (sockets or 1) * dies * (cores or 1) * threads
     maxcpus = maxcpus or cpus
     if not sockets and not cores:
         sockets, cores = maxcpus // (dies * threads) or 1, 1
@@ -159,8 +199,12 @@ def _smp(text: str, origin: str) -> Topology:
             f"({sockets}*{dies}*{cores}*{threads} != {maxcpus}), as QEMU requires",
         )
     if cpus > maxcpus:
-        raise ScenarioError(origin, f"-smp {text}: expected cpus <= maxcpus")
-    return Topology(cpus, maxcpus, sockets, dies, cores, threads)
+        raise ScenarioError(
+            origin,
+            f"-smp {text}: QEMU refuses it: 'Invalid CPU topology: maxcpus must be equal to or "
+            f"greater than smp' (maxcpus {maxcpus} < cpus {cpus})",
+        )
+    return Topology(cpus, maxcpus, sockets, dies, cores, threads), zeros
 
 
 MAX_ARG_STRLEN = 32 * 4096
@@ -210,6 +254,7 @@ def parse_command_line(
     machine = ""
     machine_options: dict[str, str] = {}
     topology = Topology()
+    smp_zero: tuple[str, ...] = ()
     memory = ""
     devices: list[DeviceSpec] = []
     objects: list[dict[str, str]] = []
@@ -256,11 +301,15 @@ def parse_command_line(
             head, props = _props(value, origin, "accel")
             machine_options["accel"] = head
         elif norm == "-smp":
-            topology = _smp(value, origin)
+            topology, smp_zero = _smp(value, origin)
         elif norm == "-m":
             head, props = _props(value, origin, "size")
             if head and not _size_ok(head):
-                raise ScenarioError(origin, f"-m {value}: expected a size such as 128 or 4G")
+                raise ScenarioError(
+                    origin,
+                    f"-m {value}: expected a size such as 128 or 4G below 2^64 (QEMU: \"Parameter "
+                    "'size' expects a non-negative number below 2^64\")",
+                )
             memory = value
         elif norm == "-device":
             devices.append(device_from_text(value, origin))
@@ -293,6 +342,9 @@ def parse_command_line(
             firmware = value
         elif norm == "-object":
             head, props = _props(value, origin, "qom-type")
+            for key in ("size", "align"):
+                if key in props and qemu_size(props[key]) is None:
+                    raise ScenarioError(origin, f"-object {head},{key}={props[key]}: QEMU refuses it: \"Parameter '{key}' expects a size value\" (captured on 7.2 and 11.1)")
             objects.append({"qom-type": head, **props})
         elif norm in _IGNORED_WITH_ARG:
             continue
@@ -326,6 +378,7 @@ def parse_command_line(
         netdevs=tuple(netdevs),
         firmware=firmware,
         removed_options=tuple(removed),
+        smp_zero=smp_zero,
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,

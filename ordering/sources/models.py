@@ -320,7 +320,7 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug", "virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug", "virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride", "max_cpus", "max_cpus_source"}
 )
 
 
@@ -346,6 +346,7 @@ def read_machine(path: Path) -> MachineLayout:
         modelled_options=frozenset(t.texts("modelled_options", ())),
         inert_options=frozenset(t.texts("inert_options", ())),
         ide_buses=t.integer("ide_buses", 0),
+        max_cpus=t.integer("max_cpus", 0),
         virtio_mmio=tuple(t.integer(k, 0) for k in ("virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride")),  # type: ignore[arg-type]
         root_bus_hotplug=t.text("root_bus_hotplug", "never"),
         usb_buses=tuple(_board_usb_bus(b) for b in t.tables("usb_bus")),
@@ -366,6 +367,7 @@ _FEATURES = (
     "hotplug_needs_free_port_slot0",
     "gicv2_its_refused",
     "gicv3_above_8_cpus",
+    "smp_zero_refused",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
