@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint unit bench proofs clean
+.PHONY: demo test lint unit bench proofs notebooks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "migorder needs Python 3.11 or newer (PYTHON=$(PYTHON))")'
@@ -31,6 +31,10 @@ test: lint unit
 
 proofs: $(STAMP)
 	@for p in proofs/*.py; do echo "== $$p"; $(BIN)/python $$p || exit 1; done
+
+# Run every notebooks/NN-*.py and write its .ipynb with outputs (committed: GitHub shows them).
+notebooks: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python notebooks/build.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/check_scale.py
