@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,27 @@ class Vm:
     smp_zero: tuple[str, ...] = ()
     """``-smp`` parameters given as 0 (read as omitted; releases with ``smp_zero_refused``
     refuse them)."""
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """hypothesis's falsifying examples show the VM as a short command line (and its
+        hot-plugs and guest state), not every field."""
+        t = self.topology
+        parts = [f"-machine {self.machine}" + "".join(f",{k}={v}" for k, v in self.machine_options.items()),
+                 f"-smp {t.cpus},maxcpus={t.maxcpus}"]
+        for d in self.devices:
+            opts = "".join(f",{k}={v}" for k, v in (("id", d.id), ("bus", d.bus), ("addr", d.addr)) if v)
+            parts.append(f"-device {d.driver}{opts}" + "".join(f",{k}={v}" for k, v in d.props.items()))
+        for h in self.hotplug:
+            if h.cpu is not None:
+                parts.append(f"[hot-plug vCPU {h.cpu}]")
+            elif h.device is not None:
+                parts.append(f"[hot-plug {h.device.driver}{',id=' + h.device.id if h.device.id else ''}]")
+            elif h.unplug:
+                parts.append(f"[unplug {h.unplug}]")
+        if self.migration:
+            parts.append("migration " + ",".join(f"{k}={v}" for k, v in self.migration.items()))
+        guest = f", guest={dict(self.guest)!r}" if self.guest else ""
+        p.text(f"Vm({self.name!r}: {' '.join(parts)}{guest})")
 
     def serial_ports(self, first: int, last: int) -> int:
         """How many serial indices in ``first..last`` (inclusive) have a backend.
