@@ -49,10 +49,24 @@ def execute(nb: Any) -> Any:
     client.execute()
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
+        if cell.cell_type == "code":
+            cell.outputs = _coalesced(cell.outputs)
     nb.metadata.pop("widgets", None)
     lang = nb.metadata.get("language_info", {})
     nb.metadata["language_info"] = {"name": lang.get("name", "python")}
     return nb
+
+
+def _coalesced(outputs: list[Any]) -> list[Any]:
+    """Adjacent stream outputs of one name merged: how the kernel chunks them varies by run."""
+    out: list[Any] = []
+    for o in outputs:
+        if (o.get("output_type") == "stream" and out and out[-1].get("output_type") == "stream"
+                and out[-1].get("name") == o.get("name")):
+            out[-1]["text"] += o["text"]
+        else:
+            out.append(o)
+    return out
 
 
 def build(py: Path) -> Path:
