@@ -40,13 +40,19 @@ def to_notebook(py: Path) -> Any:
 
 def execute(nb: Any) -> Any:
     """Run ``nb`` in ``notebooks/`` (an error in a cell raises); return it with outputs."""
+    import tempfile
+
     from nbclient import NotebookClient
 
-    os.environ["MPLBACKEND"] = "Agg"
-    os.environ.setdefault("HYPOTHESIS_PROFILE", "ci")
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        # hypothesis keeps its cache out of notebooks/ (the kernel runs there)
+        "HYPOTHESIS_STORAGE_DIRECTORY": os.path.join(tempfile.gettempdir(), "migorder-notebooks-hypothesis"),
+    }
     client = NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": str(HERE)}})
-    client.execute()
+    client.execute(env=env)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code":
