@@ -142,6 +142,9 @@ class Stream:
     eof_offset: int
     vmdesc_offset: int | None
     vmdesc: dict[str, Any] | None = field(default=None, compare=False, hash=False, repr=False)
+    footers: bool = True
+    """Whether sections end with a footer (0x7e); off for pc machine types up to 2.3
+    (``migration.send-section-footer=off``)."""
 
     @property
     def full_sections(self) -> tuple[StreamSection, ...]:

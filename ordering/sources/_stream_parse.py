@@ -58,6 +58,10 @@ def _base_name(idstr: str) -> str:
     return idstr.rsplit("/", 1)[-1]
 
 
+_NEXT_TYPES = frozenset((EOF, START, PART, END, FULL, COMMAND))
+"""What may follow a section when the stream carries no footers."""
+
+
 class Parser:
     """One pass over the stream; state kept small (START index, vmdesc cursor, RAM walker).
 
@@ -78,6 +82,9 @@ class Parser:
         self.commands: list[tuple[int, str, int, int, int]] = []
         self.started: dict[int, RawSection] = {}
         self.ram: RamWalker | None = None
+        self.footers: bool | None = None
+        """Whether sections end with a footer; decided by the first section (QEMU sends none
+        when ``migration.send-section-footer`` is off: pc machine types up to 2.3)."""
 
     # -- vmdesc ---------------------------------------------------------------------------
     def _need_vmdesc(self) -> None:
@@ -226,6 +233,13 @@ class Parser:
                 f"{sec.offset}")
         if sec.type is SectionType.FULL:
             what += f" (payload {sec.payload_size} bytes from the vmdesc)"
+        if self.footers is None:
+            # A stream without a configuration section may come from a machine type that
+            # turns footers off; then the first section is followed directly by the next one.
+            nxt = r.peek_u8()
+            self.footers = nxt == FOOTER or self.config is not None or nxt not in _NEXT_TYPES
+        if not self.footers:
+            return
         b = r.u8(what)
         if b != FOOTER:
             raise r.fail(f"{what}, found 0x{b:02x}", at)

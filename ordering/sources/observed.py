@@ -45,6 +45,20 @@ __all__ = [
 _PCI_PATH = re.compile(r"^[0-9a-fA-F]{4}:[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}\.[0-7])+$")
 
 
+_CHIPSET_MACHINE = {"I440FX": "pc", "mch": "q35"}
+"""The host bridge's VMSD that names the machine of a stream without a configuration section
+(pc machine types up to 2.x sent none: ``migration.send-configuration=off``)."""
+
+
+def _machine_from_sections(stream: Stream) -> str:
+    """``pc`` or ``q35`` from the host bridge's section, when the stream names no machine."""
+    for s in stream.full_sections:
+        machine = _CHIPSET_MACHINE.get(s.idstr.rpartition("/")[2])
+        if machine:
+            return machine
+    return ""
+
+
 def release_for_stream(
     knowledge: Knowledge, stream: Stream, release: Release | None = None
 ) -> Release:
@@ -71,7 +85,7 @@ def release_for_stream(
     """
     if release is not None:
         return release
-    machine_type = stream.machine_type
+    machine_type = stream.machine_type or _machine_from_sections(stream)
     if not machine_type:
         raise UsageError(
             f"{stream.path}: the stream has no configuration section naming its machine type; "
@@ -232,7 +246,7 @@ def observed_order(
     (['0000:00:01.0:00.0'], ('0000:00:01.0',))
     """
     rel = release_for_stream(knowledge, stream, release)
-    machine_type = stream.machine_type
+    machine_type = stream.machine_type or _machine_from_sections(stream)
     if not machine_type:
         raise UsageError(
             f"{stream.path}: the stream has no configuration section naming its machine type; "

@@ -151,4 +151,5 @@ def read_stream(path: str | os.PathLike[str]) -> Stream:
         for cmd, name, at, length, before in parser.commands
     )
     return Stream(p, version, kind, size, parser.config, sections, commands,
-                  parser.ram_summary(), eof_at, vmdesc_at, parser.vmdesc)
+                  parser.ram_summary(), eof_at, vmdesc_at, parser.vmdesc,
+                  footers=parser.footers is not False)
