@@ -54,3 +54,17 @@ def expected(data: dict[str, Any], *, full_only: bool) -> list[tuple[str, int, s
         for s in data["sections"]
         if not full_only or s["type"] == "FULL"
     ]
+
+
+Step = tuple[str, int, str, int]
+"""(type, section_id, idstr, instance_id) of one section in stream order."""
+
+
+def collapse_parts(steps: list[Step]) -> list[Step]:
+    """A run of equal steps counts once: how many PART sections RAM takes depends on the
+    host's load, not on the order."""
+    out: list[Step] = []
+    for s in steps:
+        if not out or out[-1] != s:
+            out.append(s)
+    return out

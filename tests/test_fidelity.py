@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import qemu_binary
-from real_orders import vm_of
+from real_orders import collapse_parts, vm_of
 
 from ordering.check import check_order
 from ordering.errors import QemuRefused
@@ -130,7 +130,7 @@ def test_derive_matches_real_qemu(k: Knowledge, c: Config, tmp_path: Path) -> No
     order = derive(k.release("7.2"), vm_of(_data(c, argv)))
     predicted = [(s.type.value, s.section.section_id, s.section.idstr, s.section.instance_id)
                  for s in order.steps]
-    assert predicted == real
+    assert collapse_parts(predicted) == collapse_parts(real)
     assert stream.machine_type == order.machine_type
     observed = observed_order(k, stream)
     assert disagreements(observed) == []

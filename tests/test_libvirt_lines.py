@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import qemu_binary
 from libvirt_lines import LINES, Line
+from real_orders import Step, collapse_parts
 
 from ordering.check import blockers
 from ordering.errors import MigOrderError, QemuRefused
@@ -27,7 +28,6 @@ from ordering.sources.stream import read_stream
 
 K = load_knowledge()
 RELEASES = ("7.2", "10.0", "11.1")
-Step = tuple[str, int, str, int]
 
 
 def wrapper_variable(release: str, arch: str) -> str:
@@ -59,14 +59,6 @@ def _fill(text: str, files: dict[str, str]) -> str:
     return text
 
 
-def _collapse(steps: list[Step]) -> list[Step]:
-    out: list[Step] = []
-    for s in steps:
-        if not out or out[-1] != s:
-            out.append(s)
-    return out
-
-
 def predicted(release: str, line: Line, args: list[str]) -> tuple[list[Step] | None, str, list[str]]:
     """migorder's section list (or None and its refusal) and its blockers."""
     try:
@@ -74,7 +66,7 @@ def predicted(release: str, line: Line, args: list[str]) -> tuple[list[Step] | N
     except MigOrderError as exc:
         return None, str(exc), []
     steps = [(s.type.value, s.section.section_id, s.section.idstr, s.section.instance_id) for s in order.steps]
-    return _collapse(steps), "", [b.message for b in blockers(order)]
+    return collapse_parts(steps), "", [b.message for b in blockers(order)]
 
 
 def test_every_line_is_accepted_or_refused_as_qemu_refuses_it() -> None:
@@ -109,7 +101,7 @@ def _captured(binary: str, args: list[str], out: Path) -> tuple[list[Step] | Non
     except QemuRefused as exc:
         return None, str(exc)
     stream = read_stream(out)
-    return _collapse([(s.type.name, s.section_id, s.idstr, s.instance_id) for s in stream.sections]), ""
+    return collapse_parts([(s.type.name, s.section_id, s.idstr, s.instance_id) for s in stream.sections]), ""
 
 
 CASES = [(line, release) for line in LINES if line.runnable for release in RELEASES]
