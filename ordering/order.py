@@ -226,8 +226,14 @@ def register(placed: Placed) -> Registered:
     for t in layout.platform:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
-    for plug in placed.cold:
-        _register_devices(reg, plug)
+    sections, add = reg.sections, reg.add
+    for d in placed.cold:
+        dtype = d.type
+        if dtype.limit:  # QEMU counts the board's own sections against it
+            check_limit(sections, d.spec, dtype)
+        props = d.spec.props or None
+        for t in dtype.registers:
+            add(t, owner=d.qdev_id, path=d.path, options=props, kind=dtype.kind, hotplugged=False)
     for t in layout.late:
         for _ in range(_times(t, vm)):
             reg.add(t, owner="machine")
@@ -262,18 +268,14 @@ def _register_devices(reg: _Registry, plug: DevicePlug) -> None:
     """One ``-device`` or ``device_add``: its devices' entries (a ``limit`` refused here, as
     QEMU counts the board's own sections against it)."""
     last = plug.devices[-1]
-    check_limit(reg.sections, last.spec, last.type)
+    if last.type.limit:
+        check_limit(reg.sections, last.spec, last.type)
+    add, hotplugged = reg.add, plug.hotplugged
     for d in plug.devices:
         props = d.spec.props or None
-        for t in d.type.registers:
-            reg.add(
-                t,
-                owner=d.qdev_id,
-                path=d.path,
-                options=props,
-                kind=d.type.kind,
-                hotplugged=plug.hotplugged,
-            )
+        dtype = d.type
+        for t in dtype.registers:
+            add(t, owner=d.qdev_id, path=d.path, options=props, kind=dtype.kind, hotplugged=hotplugged)
 
 
 def _times(t: RegistrationTemplate, vm: Vm) -> int:

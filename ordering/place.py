@@ -55,8 +55,9 @@ class Placed:
     accepted: Accepted
     cpus: tuple[CpuPlug, ...]
     """The vCPUs present at start, by index."""
-    cold: tuple[DevicePlug, ...]
-    """Every ``-device``, in command-line order."""
+    cold: tuple[PlacedDevice, ...]
+    """Every ``-device``, in command-line order (a device QEMU plugged on its own for one, a
+    USB hub, just before it)."""
     hotplug: tuple[Event, ...]
     """The hot-plug steps, in order."""
     devices: tuple[PlacedDevice, ...]
@@ -79,7 +80,7 @@ def place(accepted: Accepted) -> Placed:
     >>> k = load_knowledge()
     >>> vm = parse_command_line(["-machine", "q35", "-device", "pcie-root-port,id=rp1,chassis=1",
     ...                          "-device", "virtio-net-pci,bus=rp1"])
-    >>> [d.path for plug in place(refuse(k.release("10.2"), vm)).cold for d in plug.devices]
+    >>> [d.path for d in place(refuse(k.release("10.2"), vm)).cold]
     ['0000:00:01.0', '0000:00:01.0:00.0']
     """
     vm = accepted.vm
@@ -87,11 +88,15 @@ def place(accepted: Accepted) -> Placed:
     placer = _board_placer(accepted)
     cpus = tuple(CpuPlug(i, topo.apic_id(i)) for i in range(topo.cpus))
     placed: list[PlacedDevice] = []
-    cold = []
+    # Hot loop (100k devices): the placer and the release's type lookup bound once.
+    place_one, auto, device = placer.place, placer.auto_plugged, accepted.release.device
     for spec in accepted.devices:
-        plug = _plug(accepted, placer, spec, hotplugged=False)
-        placed.extend(plug.devices)
-        cold.append(plug)
+        dev = place_one(spec, device(spec.driver), hotplugged=False)
+        if auto:
+            placed.extend(auto)
+            auto.clear()
+        placed.append(dev)
+    cold = tuple(placed)
     later: list[Event] = []
     for step in vm.hotplug:
         if step.cpu is not None:
@@ -113,7 +118,7 @@ def place(accepted: Accepted) -> Placed:
                 placer.unplug(dev.qdev_id, dev)
                 placed.remove(dev)
             later.append(Unplug(tuple(d.qdev_id for d in gone)))
-    return Placed(accepted, cpus, tuple(cold), tuple(later), tuple(placed))
+    return Placed(accepted, cpus, cold, tuple(later), tuple(placed))
 
 
 def _plug(accepted: Accepted, placer: Placer, spec: DeviceSpec, *, hotplugged: bool) -> DevicePlug:

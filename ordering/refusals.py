@@ -100,8 +100,13 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     devices = vm.devices_for.get(release.name, vm.devices)
     check_pci_id_links(devices)
     check_memory_devices(vm, layout, devices)
+    plain: set[str] = set()
+    """Drivers already checked whose checks, but for properties, depend on the driver alone."""
     for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
-        check_device(release, layout, vm, spec)
+        if spec.driver in plain:
+            check_properties(release, spec)
+        elif not check_device(release, layout, vm, spec).audiodev:
+            plain.add(spec.driver)
     present = set(range(vm.topology.cpus))
     for step in vm.hotplug:
         if step.cpu is not None:

@@ -9,7 +9,7 @@ import pytest
 from ordering.errors import ScenarioError
 from ordering.model.vm import HotplugStep
 from ordering.order import derive, register, sort
-from ordering.place import CpuPlug, DevicePlug, Unplug, place
+from ordering.place import CpuPlug, Unplug, place
 from ordering.refusals import refuse
 from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
@@ -40,7 +40,7 @@ def test_place_gives_paths_and_events_without_registering() -> None:
     vm = read_scenario(K.scenarios["hazard-posted-remapped"])
     placed = place(refuse(R, vm))
     assert [c.cpu_index for c in placed.cpus] == [0, 1]
-    assert [d.path for plug in placed.cold for d in plug.devices] == ["0000:00:01.0", "0000:00:01.0:00.0"]
+    assert [d.path for d in placed.cold] == ["0000:00:01.0", "0000:00:01.0:00.0"]
     assert placed.hotplug == (CpuPlug(2, 2, hotplugged=True),)
 
 
@@ -62,6 +62,5 @@ def test_register_follows_the_placed_order_and_sort_is_derive() -> None:
     moved = replace(placed, cold=(placed.cold[-1], *placed.cold[:-1]))
     again = register(moved)
     first_owner = next(s.owner for s in again.sections if s.owner not in ("machine",) and not s.owner.startswith("cpu"))
-    assert first_owner == placed.cold[-1].devices[-1].qdev_id
+    assert first_owner == placed.cold[-1].qdev_id
     assert sorted(s.label for s in again.sections) == sorted(s.label for s in registered.sections)
-    assert isinstance(placed.cold[0], DevicePlug)
