@@ -132,6 +132,12 @@ def check_device(release: Release, layout: MachineLayout, vm: Vm, spec: DeviceSp
             f"-device {spec.driver}: '{spec.driver}' is not a valid device model name in QEMU "
             f"{release.name} (it came in {dtype.since})",
         )
+    if dtype.arches and layout.arch not in dtype.arches:
+        raise ScenarioError(
+            spec.origin,
+            f"-device {spec.driver}: QEMU refuses it: \"'{spec.driver}' is not a valid device model "
+            f"name\" (qemu-system-{layout.arch} has no such type: it is {', '.join(dtype.arches)}'s)",
+        )
     if dtype.machines and layout.name not in dtype.machines:
         raise ScenarioError(
             spec.origin,

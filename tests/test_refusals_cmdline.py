@@ -116,3 +116,16 @@ def test_a_negative_hotplug_cpu_index_is_refused() -> None:
     vm = parse_command_line(["-nodefaults", "-machine", "q35", "-smp", "1,maxcpus=4"])
     with pytest.raises(ScenarioError, match="hot-plug of vCPU -1: expected an absent vCPU index below maxcpus=4"):
         derive(K.release("10.0"), replace(vm, hotplug=(HotplugStep(cpu=-1),)))
+
+
+@pytest.mark.parametrize("device", ["amd-iommu", "intel-iommu", "virtio-vga", "isa-serial", "pvpanic"])
+@pytest.mark.parametrize("release", ["7.2", "11.1"])
+def test_an_x86_device_on_arm_is_not_a_device_model_there(device: str, release: str) -> None:
+    msg = _refused(release, "-machine", "virt", "-device", device)
+    assert f"\"'{device}' is not a valid device model name\"" in msg
+    assert "argument" in msg  # the place: the -device's argument number
+
+
+def test_a_device_both_binaries_have_is_taken_on_both() -> None:
+    assert _derive("11.1", "-machine", "virt", "-device", "e1000e") > 0
+    assert _derive("11.1", "-machine", "q35", "-device", "e1000e") > 0

@@ -233,6 +233,8 @@ class DeviceType:
     since: str = ""
     """The first release that has it; older releases refuse it."""
     machines: tuple[str, ...] = ()
+    arches: tuple[str, ...] = ()
+    """The targets whose binary has the type (``x86_64``); empty: every modelled one."""
     """Machines that accept it (a sysbus device such as intel-iommu); empty: any."""
     refusal: str = ""
     """QEMU's words when another machine refuses it."""

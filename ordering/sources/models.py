@@ -202,7 +202,7 @@ _DEVICE_KEYS = frozenset(
      "user_creatable",
      # documentation of what the real binary did, kept beside the facts
      "since", "captured", "needs", "refusal", "refused_on_pc", "setup_position", "slot0_refused_on",
-     "slot0_refused_text", "unmigratable", "machines",
+     "slot0_refused_text", "unmigratable", "machines", "arches", "arches_source",
      # child buses (USB, SCSI, HDA) and audio
      "child_bus", "child_buses", "usb_ports", "usb_speeds", "auto_hub", "scsi_targets", "scsi_luns", "audiodev",
      "limit", "expander"}
@@ -232,6 +232,7 @@ def read_devices(path: Path) -> dict[str, DeviceType]:
             notes=t.text("notes", ""),
             since=t.text("since", ""),
             machines=t.texts("machines", ()),
+            arches=t.texts("arches", ()),
             refusal=t.text("refused_on_pc", ""),
             slot0_refused_on=t.texts("slot0_refused_on", ()),
             slot0_refused_text=t.text("slot0_refused_text", ""),
