@@ -64,6 +64,12 @@ def knowledge(args: argparse.Namespace) -> Knowledge:
 def resolve_vm(args: argparse.Namespace, k: Knowledge) -> Vm:
     """The VM named by ``SCENARIO`` or given after ``--`` (with ``--multifd`` applied)."""
     vm = _named_vm(args, k)
+    unknown = sorted(set(vm.devices_for) - set(k.releases))
+    if unknown:
+        raise UsageError(
+            f"{vm.source or vm.name} [release_globals]: no bundled QEMU release {unknown[0]!r}; "
+            f"bundled: {', '.join(sorted(k.releases))}"
+        )
     if getattr(args, "multifd", False):
         vm = replace(vm, migration={**vm.migration, "multifd": "on"})
     return vm

@@ -84,7 +84,13 @@ def run(args: argparse.Namespace) -> int:
 
         k = knowledge(args)
         source, destination = resolve_releases(args, k)
-        crossing = cross(k, source, destination, resolve_vm(args, k))
+        vm = resolve_vm(args, k)
+        if vm.guest:  # a scenario's [guest] is checked here too, not only by the simulator
+            from ordering.order import derive
+            from ordering.sim.guest import guest_state
+
+            guest_state(vm, derive(source, vm).registered)
+        crossing = cross(k, source, destination, vm)
         if args.json:
             print(json_text(crossing_dict(crossing)))
         else:

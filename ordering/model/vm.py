@@ -100,6 +100,8 @@ class Vm:
     ``[release_globals]`` adjust them (7.2 spells VFIO migration ``x-enable-migration``)."""
     removed_options: tuple[str, ...] = ()
     """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
+    guest_source: str = ""
+    """``file:line`` of a scenario's ``[guest]`` table, for errors about it."""
     smp_zero: tuple[str, ...] = ()
     """``-smp`` parameters given as 0 (read as omitted; releases with ``smp_zero_refused``
     refuse them)."""

@@ -152,7 +152,7 @@ def guest_state(vm: Vm, registered: Registered) -> GuestState:
     >>> g.x2apic, g.msi_mode, dict(g.bus), g.device("nic0").msi_targets
     (True, 'logical', {'rp0': 1}, (0,))
     """
-    where = f"{vm.source or vm.name} [guest]"
+    where = f"{vm.guest_source or vm.source or vm.name} [guest]"
     raw = dict(vm.guest)
     unknown = sorted(set(raw) - _TOP)
     if unknown:

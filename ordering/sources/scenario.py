@@ -64,6 +64,8 @@ def read_scenario(path: Path) -> Vm:
         if len(given) != 1:
             raise doc.error(h.path, "hotplug: expected exactly one of cpu, device, unplug")
         if "cpu" in h.data:
+            if h.integer("cpu") < 0:
+                raise ScenarioError(h.where("cpu"), f"cpu: expected a vCPU index of 0 or more, got {h.integer('cpu')}")
             steps.append(HotplugStep(cpu=h.integer("cpu"), any_order=any_order))
         elif "device" in h.data:
             steps.append(
@@ -95,4 +97,5 @@ def read_scenario(path: Path) -> Vm:
         migration=migration,
         source=str(path),
         description=t.text("description", ""),
+        guest_source=doc.where("guest") if "guest" in t.data else "",
     )
