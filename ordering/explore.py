@@ -20,7 +20,6 @@ move sequences, not orders, so memory stays proportional to the states bound.
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -45,7 +44,7 @@ from ordering.order_space import (
     postcopy_order as postcopy_order,  # its old home: the kit imports it here
 )
 from ordering.sim import Failure, Trace, simulate
-from ordering.space import OrderSpace, Outcome, SpaceVerdict
+from ordering.space import OrderSpace, Outcome, SpaceVerdict, diff_steps
 from ordering.verdict import Verdict, judge
 
 ENGINE = "explicit"
@@ -443,22 +442,8 @@ def order_diff(default: LoadOrder, order: LoadOrder, *, limit: int = 40) -> list
     >>> order_diff(o, move(o, "iommu-intel", "apic"))
     ['@@ steps 3-6 @@', ' ram END', '+iommu-intel FULL', ' apic FULL', '-iommu-intel FULL', ' timer FULL']
     """
-    a = [_step_label(s) for s in default.steps]
-    b = [_step_label(s) for s in order.steps]
-    out: list[str] = []
-    for line in difflib.unified_diff(a, b, n=1, lineterm=""):
-        if line.startswith(("---", "+++")):
-            continue
-        if line.startswith("@@"):
-            start = line.split("+")[1].split()[0].split(",")
-            first = int(start[0])
-            count = int(start[1]) if len(start) > 1 else 1
-            line = f"@@ steps {first}-{first + count - 1} @@"
-        out.append(line)
-        if len(out) >= limit:
-            out.append("... (diff cut)")
-            break
-    return out
+    return diff_steps([_step_label(s) for s in default.steps],
+                      [_step_label(s) for s in order.steps], limit=limit)
 
 
 def _step_label(step: LoadStep) -> str:

@@ -20,6 +20,8 @@ Pure core: no file or process I/O, no printing.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -132,6 +134,30 @@ class SpaceVerdict:
     """What the verdict assumes about the migration (no multifd, say)."""
     covered: dict[str, int] = field(default_factory=dict)
     """Counts of what was explored (``pairs``, ``orders``, ``states``)."""
+
+
+def diff_steps(default: Sequence[str], order: Sequence[str], *, limit: int = 40) -> list[str]:
+    """A counterexample's load order as a diff from the default one, one step per line (``-``
+    where the default had it, ``+`` where the order has it), a line of context around each
+    change, hunks headed by the steps they cover. Every engine shows its orders this way.
+
+    >>> diff_steps(["a", "b", "c"], ["b", "a", "c"])
+    ['@@ steps 1-3 @@', '+b', ' a', '-b', ' c']
+    """
+    out: list[str] = []
+    for line in difflib.unified_diff(list(default), list(order), n=1, lineterm=""):
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            start = line.split("+")[1].split()[0].split(",")
+            first = int(start[0])
+            count = int(start[1]) if len(start) > 1 else 1
+            line = f"@@ steps {first}-{first + count - 1} @@"
+        out.append(line)
+        if len(out) >= limit:
+            out.append("... (diff cut)")
+            break
+    return out
 
 
 def universal(release: Release, rule: Rule, *, timeout_ms: int | None = None) -> SpaceVerdict:

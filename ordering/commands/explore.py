@@ -21,6 +21,7 @@ from ordering.commands._common import (
     resolve_releases,
     resolve_vm,
 )
+from ordering.commands._progress import progress_bar
 from ordering.errors import UsageError
 from ordering.model.knowledge import Knowledge
 from ordering.model.release import Release
@@ -133,19 +134,9 @@ class _Bar:
         if not self.enabled or now - self.started < 1.0 or now - self.shown < 0.1:
             return
         if self.bar is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("explore"), BarColumn(), MofNCompleteColumn(), TextColumn("orders"),
-                TextColumn("({task.fields[waiting]} move sequences waiting)"), TimeElapsedColumn(),
-                console=Console(stderr=True), auto_refresh=False, transient=True,
+            self.bar = progress_bar(
+                "explore", "orders", "({task.fields[waiting]} move sequences waiting)",
+                transient=True,
             )
             self.task = self.bar.add_task("explore", total=self.total, waiting=0)
             self.bar.start()

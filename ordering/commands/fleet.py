@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ordering.commands._common import knowledge
+from ordering.commands._progress import progress_bar
 from ordering.errors import UsageError
 from ordering.sources.fleet_inputs import (
     VmRecord,
@@ -165,19 +166,7 @@ class _Progress:
     def __init__(self, enabled: bool) -> None:
         self.bar: Any = None
         if enabled:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self.bar = Progress(
-                TextColumn("fleet"), BarColumn(), MofNCompleteColumn(), TextColumn("VMs"), TimeElapsedColumn(),
-                console=Console(stderr=True), auto_refresh=False, transient=False,
-            )
+            self.bar = progress_bar("fleet", "VMs", transient=False)
             self.task = self.bar.add_task("fleet", total=0)
             self.bar.start()
 

@@ -22,7 +22,7 @@ from dataclasses import replace
 
 from ordering.engines.slots import STAGES, SpaceModel, space_models
 from ordering.model.rule import Rule
-from ordering.space import OrderSpace, Outcome, SpaceVerdict
+from ordering.space import OrderSpace, Outcome, SpaceVerdict, diff_steps
 
 
 class Witness:
@@ -147,24 +147,9 @@ def order_diff(model: SpaceModel, order: list[str], *, limit: int = 40) -> list[
     >>> order_diff(m, ["b", "a", "c"])
     ['@@ steps 1-3 @@', '+b', ' a', '-b', ' c']
     """
-    import difflib
-
     base = [i for i, s in enumerate(model.slots) if not model.added or s.owner != model.added]
     default = [model.slots[i].label for i in load_order(model, base)]
-    out: list[str] = []
-    for line in difflib.unified_diff(default, order, n=1, lineterm=""):
-        if line.startswith(("---", "+++")):
-            continue
-        if line.startswith("@@"):
-            start = line.split("+")[1].split()[0].split(",")
-            first = int(start[0])
-            count = int(start[1]) if len(start) > 1 else 1
-            line = f"@@ steps {first}-{first + count - 1} @@"
-        out.append(line)
-        if len(out) >= limit:
-            out.append("... (diff cut)")
-            break
-    return out
+    return diff_steps(default, order, limit=limit)
 
 
 def verdict_of(model: SpaceModel, rule: Rule, w: Witness | None, compared: int, engine: str) -> SpaceVerdict:
