@@ -58,3 +58,20 @@ def test_scenario_errors_name_file_and_line(tmp_path: Path, capsys: pytest.Captu
     scenario = tmp_path / "s.toml"
     scenario.write_text(text)
     assert f"{scenario}{where}" in _err(capsys, "check", str(scenario))
+
+
+def test_a_10_mb_scenario_command_is_refused_without_hanging(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "big.toml"
+    scenario.write_text('command = "-nodefaults -machine q35 -device e1000e,id=' + "a" * 10_000_000 + '"\n')
+    err = _err(capsys, "check", str(scenario))
+    assert f"{scenario}:1 (command): argument 5: 10000011 bytes" in err
+    assert len(err) < 1100
+
+
+def test_a_scenario_command_splits_as_a_shell_does(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "s.toml"
+    # a backslash-newline continues the line, as in a shell script
+    lines = ["qemu-system-x86_64 -nodefaults \\\\", "  -machine q35 \\\\", "  -device 'e1000e,id=n0'"]
+    scenario.write_text('command = """' + "\n".join(lines) + '"""\n')
+    assert main(["order", "--json", str(scenario)]) == 0
+    assert "/e1000e" in capsys.readouterr().out

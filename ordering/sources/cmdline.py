@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections.abc import Sequence
 
 from ordering.errors import ScenarioError
 from ordering.model.vm import DeviceSpec, Topology, Vm
 from ordering.sources._limits import LimitError, json_loads, shown
+from ordering.sources.fleet_inputs import shell_words
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
@@ -207,6 +207,9 @@ def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...]]:
     return Topology(cpus, maxcpus, sockets, dies, cores, threads), zeros
 
 
+_CONTINUATION = re.compile(r"(?<!\\)((?:\\\\)*)\\\n")
+"""A backslash-newline (not itself escaped): the shell joins the lines, as in a script."""
+
 MAX_ARG_STRLEN = 32 * 4096
 """Linux's limit on one argument, its NUL included (include/uapi/linux/binfmts.h:
 ``PAGE_SIZE * 32``): execve fails with E2BIG beyond it, so no QEMU starts with such an argument."""
@@ -244,7 +247,9 @@ def parse_command_line(
     ('q35', 2, 'e1000e', 'n0')
     """
     try:
-        args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+        # split by regular expressions as a POSIX shell does (shlex.split is quadratic in a
+        # word's length: a 1 MiB word took 15 s); a word no process could take is refused below
+        args = shell_words(_CONTINUATION.sub(r"\1", argv)) if isinstance(argv, str) else list(argv)
     except ValueError as exc:
         raise ScenarioError(where, f"expected a shell-quoted command line ({exc})") from None
     _check_arg_sizes(args, where)
