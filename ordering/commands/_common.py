@@ -56,6 +56,8 @@ def knowledge(args: argparse.Namespace) -> Knowledge:
     own, and ``args.qemu`` is set to that key, so the command finds it like a bundled one.
     """
     k = load_knowledge(getattr(args, "models", None))
+    if not (getattr(args, "qemu_tree", None) or getattr(args, "qemu", None) or getattr(args, "source_qemu", None)):
+        return k  # nothing to add (and release_file, with hashlib, stays unimported)
     from ordering.sources.release_file import user_releases
 
     return user_releases(args, k)

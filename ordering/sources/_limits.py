@@ -14,7 +14,6 @@ import json
 import os
 import re
 import stat
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +217,8 @@ def toml_loads(text: str) -> dict[str, Any]:
     ...
     ordering.sources._limits.LimitError: line 2 column 69: arrays and tables nested at most 64 deep
     """
+    import tomllib  # imported on first use: a command reading no TOML does not pay for it
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ordering.errors import ModelError
 from ordering.model.knowledge import Knowledge
@@ -31,7 +31,17 @@ from ordering.model.release import (
     VmsdFact,
 )
 from ordering.model.rule import Consequence, Kind, Rule
-from ordering.sources._toml import Table, TomlDoc, root
+
+if TYPE_CHECKING:  # the TOML reader is imported when a file is read: a cached start reads none
+    from ordering.sources._toml import Table, TomlDoc
+
+
+def _open(path: Path) -> tuple[TomlDoc, Table]:
+    """``path`` read and parsed, with its top-level table."""
+    from ordering.sources._toml import TomlDoc, root
+
+    doc = TomlDoc.read(path)
+    return doc, root(doc)
 
 
 def bundled_models_dir() -> Path:
@@ -83,8 +93,7 @@ def read_kinds(path: Path, *, also: frozenset[str] = frozenset(), required: bool
 
     ``also``: other top-level keys the file may hold (a user's rule file holds ``rule``).
     """
-    doc = TomlDoc.read(path)
-    top = root(doc)
+    _, top = _open(path)
     top.reject_unknown({"kind", *also})
     kinds: dict[str, Kind] = {}
     table = top.table("kind", required=required)
@@ -110,8 +119,7 @@ def read_rules(path: Path, kinds: dict[str, Kind], *, also: frozenset[str] = fro
     """
     from ordering.conditions import CONDITIONS, SELECTORS
 
-    doc = TomlDoc.read(path)
-    top = root(doc)
+    doc, top = _open(path)
     top.reject_unknown({"rule", *also})
     rules: list[Rule] = []
     seen: set[str] = set()
@@ -212,8 +220,7 @@ _DEVICE_KEYS = frozenset(
 
 def read_devices(path: Path) -> dict[str, DeviceType]:
     """``devices.toml``: ``[device."TYPE"]`` tables."""
-    doc = TomlDoc.read(path)
-    top = root(doc)
+    doc, top = _open(path)
     devices: dict[str, DeviceType] = {}
     table = top.table("device", required=True)
     for name in table.names():
@@ -327,8 +334,7 @@ _MACHINE_KEYS = frozenset(
 
 def read_machine(path: Path) -> MachineLayout:
     """``machines/<R>/<machine>.toml``."""
-    doc = TomlDoc.read(path)
-    t = root(doc)
+    _, t = _open(path)
     t.reject_unknown(_MACHINE_KEYS)
     options = t.table("options")
     return MachineLayout(
@@ -381,8 +387,7 @@ def read_release(
     path: Path, machines_dir: Path, devices: dict[str, DeviceType], kinds: dict[str, Kind]
 ) -> Release:
     """``releases/<R>.toml`` with the machine layouts it names."""
-    doc = TomlDoc.read(path)
-    t = root(doc)
+    doc, t = _open(path)
     t.reject_unknown(_RELEASE_KEYS)
     name = t.text("release")
     version = t.data.get("version")
@@ -487,8 +492,7 @@ def read_release(
 def _alias_table(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
-    doc = TomlDoc.read(path)
-    top = root(doc)
+    _, top = _open(path)
     top.reject_unknown({"source", "alias"})
     top.text("source")
     table = top.table("alias", required=True)
@@ -507,8 +511,7 @@ def read_properties(path: Path) -> tuple[dict[str, frozenset[str]], str]:
     binary (``-device TYPE,help``), or nothing when the release has no such file."""
     if not path.is_file():
         return {}, ""
-    doc = TomlDoc.read(path)
-    t = root(doc)
+    _, t = _open(path)
     t.reject_unknown({"source", "device"})
     out: dict[str, frozenset[str]] = {}
     devices = t.table("device", required=True)
