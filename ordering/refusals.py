@@ -28,7 +28,7 @@ from ordering.model.machine import (
 )
 from ordering.model.release import Release
 from ordering.model.section import Section
-from ordering.model.vm import DeviceSpec, Vm
+from ordering.model.vm import NEWER_OPTIONS, DeviceSpec, Vm
 
 
 @dataclass(frozen=True)
@@ -186,6 +186,12 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
                 where,
                 f"QEMU {release.name} refuses it: '{flag}: invalid option' (removed in 9.0; "
                 f"use -machine {flag.removeprefix('-no-')}=off)",
+            )
+    for flag in vm.newer_options:
+        first = NEWER_OPTIONS[flag]
+        if release.version < first:
+            raise ScenarioError(
+                where, f"QEMU {release.name} refuses it: '{flag}: invalid option' (added in {first[0]}.{first[1]})"
             )
     if layout.name == "virt" and is_on(vm.machine_options.get("ras", "")) and not (vm.firmware or vm.pflash_units()) and not is_off(vm.machine_options.get("acpi", "")):
         # captured on 7.2, 10.0 and 11.1: without firmware virt has no ACPI GED for RAS

@@ -48,6 +48,20 @@ def test_a_machine_type_the_binary_lists_is_taken(release: str, machine: str) ->
     assert _order(release, f"-nodefaults -machine {machine}")
 
 
+@pytest.mark.parametrize("machine", ["vexpress-a9", "versatilepb", "realview-pbx-a9"])
+def test_a_board_outside_the_modelled_families_is_refused_as_unmodelled_not_as_qemus_refusal(machine: str) -> None:
+    # captured: 10.0 and 11.1 have these boards (they refuse libvirt's lines only for RAM size or CPU)
+    text = _refusal("11.1", f"qemu-system-aarch64 -nodefaults -machine {machine}")
+    assert f"-machine {machine}: migorder does not model this machine type" in text
+    assert "unsupported machine type" not in text
+
+
+def test_run_with_registers_nothing_where_qemu_has_it() -> None:
+    line = "qemu-system-x86_64 -nodefaults -machine pc -run-with async-teardown=on"
+    assert _order("11.1", line) == _order("11.1", "qemu-system-x86_64 -nodefaults -machine pc")
+    assert "'-run-with: invalid option' (added in 8.1)" in _refusal("7.2", line)
+
+
 def test_an_x86_binary_has_no_virt_machine() -> None:
     text = _refusal("11.1", "qemu-system-x86_64 -nodefaults -machine virt")
     assert "'unsupported machine type: \"virt\"'" in text

@@ -164,7 +164,14 @@ class Release:
         """The machine layout for ``-machine name`` and the machine type it resolves to.
 
         A versioned machine type the release's binary does not list is refused in QEMU's
-        words (:meth:`unsupported_machine`), as is an unknown name.
+        words (:meth:`unsupported_machine`); a name outside the modelled families is refused
+        as unmodelled, since the binary may have it.
+
+        >>> from ordering.sources.models import load_knowledge
+        >>> load_knowledge().release("11.1").machine("vexpress-a9")
+        Traceback (most recent call last):
+        ...
+        ordering.errors.UnknownName: -machine vexpress-a9: migorder does not model this machine type (release 11.1 models pc, q35, virt and their versioned types)
         """
         for layout in self.machines.values():
             if name == layout.name or name in layout.aliases:
@@ -178,6 +185,13 @@ class Release:
             if layout.type_prefix and name.startswith(layout.type_prefix) and self._borrowed_type(layout, name):
                 return layout, name
         known = ", ".join(sorted(self.machines))
+        if not any(name.startswith(m.type_prefix) for m in self.machines.values() if m.type_prefix):
+            # Not a machine type of a modelled family (vexpress-a9, versatilepb, collie): the
+            # binary may well have it (10.0 and 11.1 do), so QEMU's refusal is not claimed.
+            raise UnknownName(
+                f"-machine {name}: migorder does not model this machine type "
+                f"(release {self.name} models {known} and their versioned types)"
+            )
         raise UnknownName(f"{self.unsupported_machine(name)} (release {self.name} has {known})")
 
     def _borrowed_type(self, layout: MachineLayout, name: str) -> bool:

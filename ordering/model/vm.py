@@ -64,6 +64,13 @@ class HotplugStep:
     among themselves (``migorder explore`` tries them all)."""
 
 
+NEWER_OPTIONS: Mapping[str, tuple[int, int]] = {"-run-with": (8, 1)}
+"""Options that register nothing, with the first release that has them. ``-run-with`` came in
+8.1 (docs/about/deprecated.rst: "-async-teardown (since 8.1): use -run-with async-teardown=on");
+captured: 7.2 refuses it ('-run-with: invalid option'), and ``-run-with async-teardown=on``
+changes no section on 10.0 or 11.1 (libvirt's async-teardown form)."""
+
+
 @dataclass(frozen=True)
 class Vm:
     """A VM: what QEMU is started with on the source, plus what is hot-plugged later.
@@ -100,6 +107,8 @@ class Vm:
     ``[release_globals]`` adjust them (7.2 spells VFIO migration ``x-enable-migration``)."""
     removed_options: tuple[str, ...] = ()
     """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
+    newer_options: tuple[str, ...] = ()
+    """Options given that register nothing but older releases refuse (:data:`NEWER_OPTIONS`)."""
     guest_source: str = ""
     """``file:line`` of a scenario's ``[guest]`` table, for errors about it."""
     smp_zero: tuple[str, ...] = ()

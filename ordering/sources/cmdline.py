@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ordering.errors import ScenarioError
-from ordering.model.vm import DeviceSpec, Topology, Vm
+from ordering.model.vm import NEWER_OPTIONS, DeviceSpec, Topology, Vm
 from ordering.sources._limits import LimitError, json_loads, shown
 from ordering.sources.fleet_inputs import shell_words
 
@@ -269,6 +269,7 @@ def parse_command_line(
     parallels: list[str] = []
     drives: list[str] = []
     removed: list[str] = []
+    newer: list[str] = []
     netdevs: list[str] = []
     chardevs: list[str] = []
     firmware = ""
@@ -351,6 +352,8 @@ def parse_command_line(
                 if key in props and qemu_size(props[key]) is None:
                     raise ScenarioError(origin, f"-object {head},{key}={props[key]}: QEMU refuses it: \"Parameter '{key}' expects a size value\" (captured on 7.2 and 11.1)")
             objects.append({"qom-type": head, **props})
+        elif norm in NEWER_OPTIONS:
+            newer.append(norm)
         elif norm in _IGNORED_WITH_ARG:
             continue
         else:
@@ -383,6 +386,7 @@ def parse_command_line(
         netdevs=tuple(netdevs),
         firmware=firmware,
         removed_options=tuple(removed),
+        newer_options=tuple(newer),
         smp_zero=smp_zero,
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
