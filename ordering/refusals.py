@@ -28,7 +28,7 @@ from ordering.model.machine import (
 )
 from ordering.model.release import Release
 from ordering.model.section import Section
-from ordering.model.vm import NEWER_OPTIONS, DeviceSpec, Vm
+from ordering.model.vm import NEWER_OPTIONS, NEWER_VALUES, DeviceSpec, Vm
 
 
 @dataclass(frozen=True)
@@ -192,6 +192,14 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
         if release.version < first:
             raise ScenarioError(
                 where, f"QEMU {release.name} refuses it: '{flag}: invalid option' (added in {first[0]}.{first[1]})"
+            )
+    for option, value in vm.newer_values:
+        param, (major, minor) = NEWER_VALUES[(option, value)]
+        if release.version < (major, minor):
+            raise ScenarioError(
+                where,
+                f"{option} {value}: QEMU {release.name} refuses it: \"Parameter '{param}' does not accept value "
+                f"'{value}'\" (added in {major}.{minor})",
             )
     if layout.name == "virt" and is_on(vm.machine_options.get("ras", "")) and not (vm.firmware or vm.pflash_units()) and not is_off(vm.machine_options.get("acpi", "")):
         # captured on 7.2, 10.0 and 11.1: without firmware virt has no ACPI GED for RAS

@@ -62,6 +62,24 @@ def test_run_with_registers_nothing_where_qemu_has_it() -> None:
     assert "'-run-with: invalid option' (added in 8.1)" in _refusal("7.2", line)
 
 
+@pytest.mark.parametrize(
+    ("option", "words", "since"),
+    [
+        ('{"id":"audio1","driver":"pipewire"}', "Parameter 'driver' does not accept value 'pipewire'", "8.1"),
+        ("acpi-generic-initiator,id=gi0,pci-dev=hostdev0,node=1", "Parameter 'qom-type' does not accept value 'acpi-generic-initiator'", "9.0"),
+    ],
+)
+def test_a_backend_or_object_type_newer_than_the_release_is_refused_in_qemus_words(option: str, words: str, since: str) -> None:
+    flag = "-audiodev" if "pipewire" in option else "-object"
+    line = f"qemu-system-x86_64 -nodefaults -machine pc {flag} '{option}'"
+    text = _refusal("7.2", line)
+    assert words in text
+    assert f"(added in {since})" in text
+    # the same sections as with a backend 7.2 has (an -audiodev registers one) or no object
+    same = line.replace("pipewire", "none") if flag == "-audiodev" else line.split(" -object")[0]
+    assert _order("10.0", line) == _order("10.0", same)
+
+
 def test_an_x86_binary_has_no_virt_machine() -> None:
     text = _refusal("11.1", "qemu-system-x86_64 -nodefaults -machine virt")
     assert "'unsupported machine type: \"virt\"'" in text

@@ -70,6 +70,16 @@ NEWER_OPTIONS: Mapping[str, tuple[int, int]] = {"-run-with": (8, 1)}
 captured: 7.2 refuses it ('-run-with: invalid option'), and ``-run-with async-teardown=on``
 changes no section on 10.0 or 11.1 (libvirt's async-teardown form)."""
 
+NEWER_VALUES: Mapping[tuple[str, str], tuple[str, tuple[int, int]]] = {
+    ("-audiodev", "pipewire"): ("driver", (8, 1)),
+    ("-object", "acpi-generic-initiator"): ("qom-type", (9, 0)),
+}
+"""(option, value) → the QAPI parameter that takes it and the first release that has it.
+qapi/audio.json AudiodevPipewireOptions and qapi/qom.json AcpiGenericInitiatorProperties say
+"Since: 8.1" and "Since: 9.0"; captured: 7.2 refuses both ("Parameter 'driver' does not
+accept value 'pipewire'", "Parameter 'qom-type' does not accept value
+'acpi-generic-initiator'"); neither registers a section."""
+
 
 @dataclass(frozen=True)
 class Vm:
@@ -108,6 +118,8 @@ class Vm:
     removed_options: tuple[str, ...] = ()
     """Legacy options given that later releases refuse (``-no-hpet``: gone in 9.0)."""
     newer_options: tuple[str, ...] = ()
+    newer_values: tuple[tuple[str, str], ...] = ()
+    """(option, value) pairs given that older releases refuse (:data:`NEWER_VALUES`)."""
     """Options given that register nothing but older releases refuse (:data:`NEWER_OPTIONS`)."""
     guest_source: str = ""
     """``file:line`` of a scenario's ``[guest]`` table, for errors about it."""

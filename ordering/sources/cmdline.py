@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from ordering.errors import ScenarioError
-from ordering.model.vm import NEWER_OPTIONS, DeviceSpec, Topology, Vm
+from ordering.model.vm import NEWER_OPTIONS, NEWER_VALUES, DeviceSpec, Topology, Vm
 from ordering.sources._limits import LimitError, json_loads, shown
 from ordering.sources.fleet_inputs import shell_words
 
@@ -270,6 +270,7 @@ def parse_command_line(
     drives: list[str] = []
     removed: list[str] = []
     newer: list[str] = []
+    newer_values: list[tuple[str, str]] = []
     netdevs: list[str] = []
     chardevs: list[str] = []
     firmware = ""
@@ -324,6 +325,8 @@ def parse_command_line(
         elif norm == "-audiodev":
             head, props = _props(value, origin, "driver")
             audiodevs.append(props.get("id", f"audiodev{len(audiodevs)}"))
+            if (norm, head) in NEWER_VALUES:
+                newer_values.append((norm, head))
         elif norm == "-serial":
             serials.append(value.strip())
         elif norm == "-parallel":
@@ -352,6 +355,8 @@ def parse_command_line(
                 if key in props and qemu_size(props[key]) is None:
                     raise ScenarioError(origin, f"-object {head},{key}={props[key]}: QEMU refuses it: \"Parameter '{key}' expects a size value\" (captured on 7.2 and 11.1)")
             objects.append({"qom-type": head, **props})
+            if (norm, head) in NEWER_VALUES:
+                newer_values.append((norm, head))
         elif norm in NEWER_OPTIONS:
             newer.append(norm)
         elif norm in _IGNORED_WITH_ARG:
@@ -387,6 +392,7 @@ def parse_command_line(
         firmware=firmware,
         removed_options=tuple(removed),
         newer_options=tuple(newer),
+        newer_values=tuple(newer_values),
         smp_zero=smp_zero,
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
