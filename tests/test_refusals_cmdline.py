@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 
 from ordering.errors import ScenarioError
+from ordering.model.machine import qemu_size
 from ordering.order import derive
-from ordering.sources.cmdline import parse_command_line, qemu_size
+from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
 
 K = load_knowledge()

@@ -290,3 +290,26 @@ class UsbPortGroup:
     speeds: tuple[str, ...]
     count: int
     prop: str = ""
+
+
+_SIZE = re.compile(r"(0[xX][0-9a-fA-F]+|[0-9]+)(\.[0-9]+)?([BbKkMmGgTtPpEe]?)")
+_UNITS = {"": 0, "b": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50, "e": 60}
+
+
+def qemu_size(text: str, default_unit: str = "") -> int | None:
+    """A size as QEMU reads it (``4G``, ``512M``, ``1.5G``, ``1024``), in bytes; ``None`` when
+    QEMU refuses it: no number, a fraction without a unit, an exponent, or 2^64 or more.
+
+    >>> qemu_size("4G"), qemu_size("1.5K"), qemu_size("128", "m")
+    (4294967296, 1536, 134217728)
+    >>> qemu_size("zz"), qemu_size("1e400G"), qemu_size("1.5"), qemu_size("16E")
+    (None, None, None, None)
+    """
+    m = _SIZE.fullmatch(text.strip())
+    if not m or (m.group(2) and (not m.group(3) or m.group(1).lower().startswith("0x"))):
+        return None
+    unit = _UNITS[(m.group(3) or default_unit).lower()]
+    whole = int(m.group(1), 0) if m.group(1).lower().startswith("0x") else int(m.group(1))
+    frac = m.group(2) or ""
+    value = (whole << unit) + (int(frac[1:]) << unit) // 10 ** (len(frac) - 1) if frac else whole << unit
+    return value if value < 1 << 64 else None

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ordering.errors import ScenarioError
+from ordering.model.machine import qemu_size
 from ordering.model.vm import Vm
 from ordering.order import Registered
 from ordering.topology import PlacedDevice
@@ -95,19 +96,6 @@ def _bool(table: Mapping[str, object], key: str, where: str) -> bool | None:
     if not isinstance(v, bool):
         raise ScenarioError(where, f"[guest] {key}: expected true or false, got {v!r}")
     return v
-
-
-def _size(text: str) -> int:
-    """``4G`` → bytes (QEMU's suffixes; no suffix = MiB for -m, bytes elsewhere is not needed).
-
-    >>> _size("4G"), _size("512M")
-    (4294967296, 536870912)
-    """
-    text = text.strip().split(",")[0]
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    if text and text[-1].upper() in units:
-        return int(float(text[:-1]) * units[text[-1].upper()])
-    return int(text) << 20 if text else 0
 
 
 def default_bus_numbers(devices: tuple[PlacedDevice, ...]) -> dict[str, int]:
@@ -227,7 +215,12 @@ def guest_state(vm: Vm, registered: Registered) -> GuestState:
             raise ScenarioError(where, f"device.{qid}.dma: expected 'translated' or 'identity', got {dma!r}")
         plugged = _bool(t, "plugged", f"{where} device.{qid}")
         if plugged is None:
-            plugged = dev.kind == "virtio-mem" and _size(str(dev.spec.props.get("requested-size", "1"))) != 0
+            requested = str(dev.spec.props.get("requested-size", "1"))
+            size = qemu_size(requested)  # a qdev size property: bytes unless suffixed
+            if dev.kind == "virtio-mem" and size is None:
+                raise ScenarioError(where, f"{qid}: requested-size={requested!r}: expected a size "
+                                    "as QEMU reads it (4G, 512M, 1073741824)")
+            plugged = dev.kind == "virtio-mem" and size != 0
         if dev.kind == "virtio-mem" and plugged:
             vmem_plugged.append(qid)
         map_into = t.get("map-into")

@@ -13,6 +13,7 @@ block discarded) until the section carrying it is loaded (``virtio_mem_post_load
 
 from __future__ import annotations
 
+from ordering.model.machine import qemu_size
 from ordering.model.section import Section
 from ordering.sim.world import Ctx, World
 from ordering.topology import PlacedDevice
@@ -52,10 +53,8 @@ def block_address(world: World, dev: PlacedDevice) -> int:
     Device memory starts 1 GiB-aligned after the RAM above 4 GiB (x86, ``pc_memory_init``) or
     after RAM at 1 GiB (ARM virt); virtio-mem devices follow each other in it.
     """
-    from ordering.sim.guest import _size
-
     vm = world.order.vm
-    ram = _size(vm.memory or "128M")
+    ram = qemu_size(vm.memory or "128M", "m") or 0  # -m: MiB unless suffixed
     gib = 1 << 30
     if world.arch == "aarch64":
         base = 0x40000000 + ram
@@ -63,7 +62,8 @@ def block_address(world: World, dev: PlacedDevice) -> int:
         lowmem = 0x80000000 if ram >= 0xB0000000 else 0xB0000000
         base = (1 << 32) + max(0, ram - min(ram, lowmem))
     base = -(-base // gib) * gib
-    sizes = {str(o.get("id", "")): _size(str(o.get("size", "0"))) for o in vm.objects}
+    # An -object's size is a qdev size property: bytes unless suffixed.
+    sizes = {str(o.get("id", "")): qemu_size(str(o.get("size", "0"))) or 0 for o in vm.objects}
     for other in world.order.registered.devices:
         if other.qdev_id == dev.qdev_id:
             break
