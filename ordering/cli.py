@@ -132,12 +132,17 @@ def _register(sub: argparse._SubParsersAction[_Parser], name: str) -> bool:
     return True
 
 
+CLOSED_PIPE = 141
+"""The exit code when standard output's reader went away (128 + SIGPIPE, as a shell reports a
+process that SIGPIPE ended): neither a verdict nor bad input."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``migorder`` with ``argv`` (default: ``sys.argv[1:]``); return the exit code.
 
     The last guard: a user's mistake is one line and exit 2; so is anything unexpected
     (``migorder: internal error: ...``), and a standard output that cannot be written (a full
-    disk, a closed pipe). Exit 1 only ever means findings.
+    disk). A closed pipe (``| head``) ends quietly with 141. Exit 1 only ever means findings.
     """
     try:
         code = _run(list(sys.argv[1:] if argv is None else argv))
@@ -150,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if _is_stdout_error(exc):
             _silence_stdout()
+            if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+                # The reader is gone (``| head``): as a process killed by SIGPIPE, quietly.
+                return CLOSED_PIPE
             return _fail(f"error: cannot write the output: {exc.strerror or exc}")
         return _fail(f"internal error: {type(exc).__name__}: {exc}")
     except (RecursionError, MemoryError) as exc:
