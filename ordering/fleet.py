@@ -246,7 +246,13 @@ def judge_vm(
         return (_not_understood(reason(exc), f"not understood: {exc}"),)
     out = judge_direction(knowledge, vm, source, destination)
     if both_ways and source.name != destination.name:
-        out += judge_direction(knowledge, vm, destination, source, rollback=True)
+        # Back from the destination, the VM still runs the machine type its first source
+        # resolved (``q35`` on 10.0 is pc-q35-10.0 wherever it goes).
+        try:
+            back = replace(vm, machine=source.machine(vm.machine)[1])
+        except MigOrderError:
+            back = vm  # the forward direction already reports the refusal
+        out += judge_direction(knowledge, back, destination, source, rollback=True)
     return out
 
 

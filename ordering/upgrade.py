@@ -129,6 +129,13 @@ def cross(knowledge: Knowledge, source: Release, destination: Release, vm: Vm) -
     ...     "-nodefaults -machine pc-q35-10.0 -device virtio-net-pci"))
     >>> c.refused_command_line.split(" (")[0]
     "QEMU 7.2 refuses -machine pc-q35-10.0: 'unsupported machine type'"
+
+    An unversioned machine type is the source's newest, which an older destination lacks:
+
+    >>> c = cross(k, k.release("10.2"), k.release("10.1"), parse_command_line(
+    ...     "-nodefaults -machine q35 -device virtio-net-pci"))
+    >>> c.refused_command_line.startswith("QEMU 10.1 refuses -machine pc-q35-10.2")
+    True
     """
     result = check(knowledge, source, vm)
     versions = VERSIONS_UNKNOWN.format(releases=" and ".join(sorted({source.name, destination.name})))
@@ -146,6 +153,9 @@ def cross(knowledge: Knowledge, source: Release, destination: Release, vm: Vm) -
         dest_vm = replace(vm, removed_options=())
     else:
         dest_vm = vm
+    # The destination runs the machine type the source resolved (``q35`` → ``pc-q35-10.2``):
+    # a migration keeps it, and a destination without that type refuses to start.
+    dest_vm = replace(dest_vm, machine=result.order.machine_type)
     if not refused:
         try:
             dest_order = derive(destination, dest_vm)

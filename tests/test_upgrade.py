@@ -61,6 +61,31 @@ def test_a_newer_machine_type_is_refused_by_an_older_destination(capsys: pytest.
     assert data["destination"]["refused_command_line"] is None
 
 
+def test_an_unversioned_machine_type_is_the_sources_newest(capsys: pytest.CaptureFixture[str]) -> None:
+    """``-machine q35`` on a 10.2 source is pc-q35-10.2; the migration keeps it, and a 10.1
+    destination does not have it."""
+    vm = ["-nodefaults", "-machine", "q35", "-device", "virtio-net-pci"]
+    code, data = run_json(capsys, "check", "--from", "10.2", "--to", "10.1", "--json", "--", *vm)
+    assert code == 1
+    assert data["destination"]["refused_command_line"].startswith("QEMU 10.1 refuses -machine pc-q35-10.2")
+    code, data = run_json(capsys, "check", "--from", "10.1", "--to", "10.2", "--json", "--", *vm)
+    assert code == 0
+    assert data["destination"]["refused_command_line"] is None
+
+
+def test_a_rollback_keeps_the_first_sources_machine_type() -> None:
+    from ordering.fleet import judge_vm
+    from ordering.sources.models import load_knowledge
+
+    k = load_knowledge()
+    argv = ["qemu-system-x86_64", "-nodefaults", "-machine", "q35", "-device", "virtio-net-pci"]
+    # Started on 10.0 (pc-q35-10.0), moved to 11.1 and back: 10.0 has its own machine type.
+    assert judge_vm(k, argv, "vm1", k.release("10.0"), k.release("11.1"), both_ways=True) == ()
+    # Started on 11.1 (pc-q35-11.1), moved to 10.0: 10.0 refuses it.
+    found = judge_vm(k, argv, "vm1", k.release("11.1"), k.release("10.0"))
+    assert [f.kind.value for f in found] == ["refusal"]
+
+
 def test_qemu_is_shorthand_for_both(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--qemu", "10.0", "--json"]) == 1
     short, _ = capsys.readouterr()
