@@ -8,8 +8,11 @@ laptop never dirties the checkout. ``MIGORDER_BENCH_UPDATE=1 make bench`` (or a 
 
 from __future__ import annotations
 
+import json
 import os
+import platform
 from pathlib import Path
+from typing import Any
 
 UPDATE_ENV = "MIGORDER_BENCH_UPDATE"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,3 +24,30 @@ def results_path(name: str, *, update: bool = False) -> Path:
     folder = RESULTS if committed else RESULTS / "local"
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{name}.json"
+
+
+def machine(**extra: Any) -> dict[str, Any]:
+    """What ran a benchmark: CPU model, cores, load, Python, platform (plus ``extra``)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "load_average": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **extra,
+    }
+
+
+def write_results(path: Path, payload: dict[str, Any]) -> None:
+    """Write a benchmark's JSON (``{"machine": ..., ...}``) and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    print(f"wrote {path}")

@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import gc
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from typing import Any
 
-from _results import results_path
+from _results import machine, results_path, write_results
 
 RESULTS = results_path("check_scale")
 
@@ -167,15 +165,7 @@ def main() -> None:
             f"{r['check_seconds']:>8.3f} {r['topo_sort_seconds']:>8.3f} {r['ratio_to_topo_sort']:>6.2f} "
             f"{r['peak_rss_mb']:>7.0f}"
         )
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine, "tiers": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, {"machine": machine(), "tiers": rows})
 
 
 if __name__ == "__main__":

@@ -12,16 +12,15 @@ Prints a table and writes benchmarks/results/explore_scale.json. Never asserts a
 from __future__ import annotations
 
 import json
-import os
-import platform
 import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results" / "explore_scale.json"
+from _results import machine, results_path, write_results
+
+RESULTS = results_path("explore_scale")
 RUNS = [(release, bound) for release in ("10.1", "10.2") for bound in (1, 2, 3, 4)]
 
 
@@ -80,11 +79,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['release']:>7} {r['bound']:>5} {r['orders']:>7} {r['refused']:>7} {r['seconds']:>8.2f} "
               f"{r['peak_rss_mb']:>7.0f}  {r['outcomes'].get('apic-before-vfio')}")
-    machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-               "python": platform.python_version(), "platform": platform.platform()}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, {"machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":

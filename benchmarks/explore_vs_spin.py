@@ -29,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import resource
 import shutil
@@ -44,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _results, also when loaded by a test
-from _results import results_path
+from _results import machine, results_path
 
 RESULTS = results_path("explore_vs_spin")
 SIZES = (12, 16, 20, 24, 100)
@@ -262,25 +260,10 @@ def realistic() -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
-    """What ran it."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def spin_machine() -> dict[str, Any]:
+    """What ran it, with SPIN's version."""
     spin = subprocess.run(["spin", "-V"], capture_output=True, text=True).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_average": os.getloadavg()[0],
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "spin": spin,
-    }
+    return machine(spin=spin)
 
 
 def main() -> int:
@@ -331,7 +314,7 @@ def main() -> int:
         )
     ours_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
-        "machine": machine(),
+        "machine": spin_machine(),
         "family": "N sections in one phase: one above the rest in priority, the rest tied at DEFAULT "
         "with bus parents; rule: section 0 before section 2 when guard holds (holds by registration)",
         "ours_states_means": "pairs of sections the graph engine compared (it explores no state space)",

@@ -14,9 +14,7 @@ Prints a table and writes fleet_scale.json (benchmarks/_results.py says where). 
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _results import results_path
+from _results import machine, results_path, write_results
 
 RESULTS = results_path("fleet_scale")
 VMS = int(os.environ.get("FLEET_VMS", "100000"))
@@ -155,15 +153,7 @@ def main() -> None:
     for r in rows:
         print(f"{r['vms']:>8} {r['shapes']:>6} {r['jobs']:>4} {r['seconds']:>7} {r['cpu_seconds']:>7} "
               f"{r['peak_rss_mb']:>7} {r['peak_rss_tree_mb']:>8}")
-    machine = {
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    write_results(RESULTS, {"machine": machine(), "rows": rows})
 
 
 if __name__ == "__main__":
