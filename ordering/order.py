@@ -15,19 +15,21 @@ destination loads in stream order and never re-sorts, so the **source** release 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ordering._bulk import bulk
 from ordering.errors import ScenarioError
-from ordering.model.machine import RegistrationTemplate, version_tuple
+from ordering.model.machine import DeviceType, RegistrationTemplate, version_tuple
 from ordering.model.priority import PriorityLevel
 from ordering.model.release import Release
 from ordering.model.section import LoadStep, Phase, Section, SectionType
-from ordering.model.vm import Vm
-from ordering.place import CpuPlug, DevicePlug, Placed, place
-from ordering.refusals import Accepted, check_limit, refuse
+from ordering.model.vm import DeviceSpec, Vm
+
+if TYPE_CHECKING:  # the refuse and place stages load with derive: reading a stream needs neither
+    from ordering.place import CpuPlug, DevicePlug, Placed
+    from ordering.refusals import Accepted
 from ordering.topology import PlacedDevice
 
 
@@ -215,6 +217,9 @@ def register(placed: Placed) -> Registered:
     >>> [s.idstr for s in sections if s.owner != "machine"][:3]
     ['cpu_common', 'cpu', 'kvm-tpr-opt']
     """
+    from ordering.place import CpuPlug, DevicePlug
+    from ordering.refusals import check_limit
+
     accepted = placed.accepted
     layout, vm = accepted.layout, accepted.vm
     reg = _Registry(accepted)
@@ -241,7 +246,7 @@ def register(placed: Placed) -> Registered:
         if isinstance(event, CpuPlug):
             _register_cpu(reg, event, layout.hotplug_cpu or layout.cpu, first=False)
         elif isinstance(event, DevicePlug):
-            _register_devices(reg, event)
+            _register_devices(reg, event, check_limit)
         else:
             for qdev_id in event.qdev_ids:
                 reg.remove_owner(qdev_id)
@@ -264,7 +269,9 @@ def _register_cpu(
         )
 
 
-def _register_devices(reg: _Registry, plug: DevicePlug) -> None:
+def _register_devices(
+    reg: _Registry, plug: DevicePlug, check_limit: Callable[[Sequence[Section], DeviceSpec, DeviceType], None]
+) -> None:
     """One ``-device`` or ``device_add``: its devices' entries (a ``limit`` refused here, as
     QEMU counts the board's own sections against it)."""
     last = plug.devices[-1]
@@ -370,4 +377,7 @@ def derive(release: Release, vm: Vm) -> LoadOrder:
     >>> [s.section.idstr for s in derive(k.release("7.2"), vm).full][:2]
     ['0000:00:01.0/pcie-root-port', 'iommu-intel']
     """
+    from ordering.place import place
+    from ordering.refusals import refuse
+
     return sort(register(place(refuse(release, vm))))
