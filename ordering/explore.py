@@ -231,6 +231,48 @@ def _destination_refuses(
     }
 
 
+def destination_verdict(space: OrderSpace, engine_name: str = ENGINE) -> SpaceVerdict | None:
+    """A COUNTEREXAMPLE (subject ``destination``) when the destination refuses the VM as its
+    source resolved it (a machine type it lacks, a section it does not know, postcopy with
+    VFIO), whatever the engine: the migration fails before any rule matters, as ``check``
+    says. Other starts the space explores (older machine types) do not hide it; ``None``
+    when the destination accepts the VM.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> from ordering.order_space import order_space
+    >>> k = load_knowledge()
+    >>> vm = parse_command_line("-nodefaults -machine q35")
+    >>> v = destination_verdict(order_space(k.release("10.2"), k.release("10.1"), vm))
+    >>> v.outcome, "pc-q35-10.2" in v.reason
+    (<Outcome.COUNTEREXAMPLE: 'counterexample'>, True)
+    >>> destination_verdict(order_space(k.release("10.1"), k.release("10.2"), vm)) is None
+    True
+    """
+    if space.vm is None:
+        return None
+    base = space.vm
+    crossing = bool(space.chain) or space.source.name != space.destination.name
+    if crossing:
+        base = replace(base, machine=space.machine_types[0])
+    try:
+        order = derive(space.source, base)
+    except MigOrderError:
+        return None  # the source refuses it: the engines say so
+    why = postcopy_refusal(space, order)
+    if not why and crossing:
+        found = _destination_refuses(space, (), base, order)
+        why = found if isinstance(found, str) else ""
+    if not why:
+        return None
+    return SpaceVerdict(
+        "destination", Outcome.COUNTEREXAMPLE, engine_name,
+        f"the VM as QEMU {space.source.name} starts it (machine {order.machine_type})",
+        f"the migration fails: {why}",
+        steps=(f"migrate the VM as started (machine {order.machine_type}) to QEMU {space.destination.name}",),
+    )
+
+
 def explore_verdicts(
     space: OrderSpace,
     rules: Sequence[Rule],

@@ -272,3 +272,35 @@ def test_a_chain_hop_may_be_a_release_file(
     data = json.loads(capsys.readouterr().out)
     assert data["chain"] == ["7.2"]
     assert {r["rule"]: r["outcome"] for r in data["results"]}["virtio-mem-before-viommu"] == "counterexample"
+
+
+@pytest.mark.parametrize("engine_name", ["explicit", "graph", "smt"])
+@pytest.mark.parametrize(
+    ("source", "dest", "machine"),
+    [("11.1", "10.0", "pc-q35-11.1"), ("10.2", "10.1", "q35"), ("10.0", "7.2", "q35")],
+)
+def test_destination_refusing_the_vm_is_a_finding_for_every_engine(
+    capsys: pytest.CaptureFixture[str], engine_name: str, source: str, dest: str, machine: str
+) -> None:
+    """A destination that lacks the machine type the source resolved refuses the migration
+    (QEMU: 'unsupported machine type'): explore says so and exits 1, as check does, whatever
+    the engine; other machine types the VM might have been created on do not hide it."""
+    if engine_name == "smt":
+        pytest.importorskip("z3")
+    line = f"-nodefaults -machine {machine}"
+    argv = ["explore", "--from", source, "--to", dest, "--engine", engine_name, "--json", "--", "qemu-system-x86_64", *line.split()]
+    assert main(argv) == 1
+    data = json.loads(capsys.readouterr().out)
+    refusal = [r for r in data["results"] if r["rule"] == "destination"]
+    assert len(refusal) == 1
+    assert refusal[0]["outcome"] == "counterexample"
+    assert "unsupported machine type" in refusal[0]["reason"]
+    assert f"pc-q35-{source}" in refusal[0]["reason"]
+
+
+def test_destination_accepting_the_vm_adds_no_refusal(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["explore", "--from", "10.1", "--to", "10.2", "--json", "--", "qemu-system-x86_64",
+            "-nodefaults", "-machine", "q35"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert not [r for r in data["results"] if r["rule"] == "destination"]

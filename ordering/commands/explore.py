@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Explore and print."""
-    from ordering.explore import engine
+    from ordering.explore import destination_verdict, engine
     from ordering.order_space import order_space
     from ordering.report_explore import explore_dict, explore_text
 
@@ -99,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         bar.close()
     seconds = time.monotonic() - started
+    refusal = destination_verdict(space, verdicts[0].engine if verdicts else args.engine)
+    if refusal is not None:  # the migration fails whatever the rules say
+        verdicts = (refusal, *verdicts)
     if args.json:
         print(json_text(explore_dict(space, verdicts, seconds), depth=3))
     else:
