@@ -243,6 +243,13 @@ def _judge_all(
                 ready.append(unreadable(rec.name, rec.where, f"QEMU {rec.qemu_version} is older than every bundled release (the oldest is {oldest})", destination.name))
                 done += 1
                 continue
+            if not (rec.qemu_version == source.name or rec.qemu_version.startswith(source.name + ".")):
+                # Another release's blockers and order are not this one's (8.1 made VFIO migration
+                # non-experimental: 7.2's "VFIO device doesn't support migration" would be false).
+                bundled = ", ".join(sorted(k.releases, key=lambda n: k.releases[n].version))
+                ready.append(unreadable(rec.name, rec.where, f"QEMU {rec.qemu_version} is not a bundled release ({bundled}): migorder cannot judge it; give --from R to judge it as release R", destination.name))
+                done += 1
+                continue
             mapped[(rec.qemu_version, source.name)] += 1
         key = (shape, source.name)
         if key not in futures:
