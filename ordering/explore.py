@@ -260,6 +260,9 @@ def destination_verdict(space: OrderSpace, engine_name: str = ENGINE) -> SpaceVe
     except MigOrderError:
         return None  # the source refuses it: the engines say so
     why = postcopy_refusal(space, order)
+    hard = [b for b in blockers(order) if not b.conditional]
+    if not why and hard:  # migrate_add_blocker at realize: QEMU refuses to migrate it at all
+        why = f"QEMU {space.source.name} refuses to migrate it: {hard[0].device}: {hard[0].message}"
     if not why and crossing:
         found = _destination_refuses(space, (), base, order)
         why = found if isinstance(found, str) else ""

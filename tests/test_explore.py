@@ -304,3 +304,17 @@ def test_destination_accepting_the_vm_adds_no_refusal(capsys: pytest.CaptureFixt
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert not [r for r in data["results"] if r["rule"] == "destination"]
+
+
+@pytest.mark.parametrize("engine_name", ["explicit", "graph"])
+def test_a_vm_qemu_blocks_is_a_finding(capsys: pytest.CaptureFixture[str], engine_name: str) -> None:
+    """VFIO behind an intel-iommu on 10.0: QEMU refuses to migrate it (check: BLOCKER, exit 1);
+    explore said PROVED with exit 0."""
+    line = ("-nodefaults -machine q35 -device intel-iommu,intremap=on -device pcie-root-port,id=rp0"
+            " -device vfio-pci,host=0000:3b:00.0,id=h0,bus=rp0")
+    argv = ["explore", "--qemu", "10.0", "--engine", engine_name, "--json", "--", "qemu-system-x86_64", *line.split()]
+    assert main(argv) == 1
+    data = json.loads(capsys.readouterr().out)
+    refusal = [r for r in data["results"] if r["rule"] == "destination"]
+    assert len(refusal) == 1
+    assert "not supported with vIOMMU" in refusal[0]["reason"]
