@@ -287,9 +287,12 @@ class Group:
     examples: tuple[str, ...]
 
 
-def unreadable(name: str, where: str, problem: str, destination: str) -> FleetVm:
-    """A VM the readers could not read: one ``not-understood`` finding, never a crash."""
-    f = Finding(FindingKind.NOT_UNDERSTOOD, problem, "the input could not be read as a VM", f"not understood: {where}: {problem}", "", "")
+def unreadable(
+    name: str, where: str, problem: str, destination: str, *, why: str = "the input could not be read as a VM"
+) -> FleetVm:
+    """A VM that cannot be judged (unreadable, or from a release migorder holds no model of):
+    one ``not-understood`` finding, never a crash."""
+    f = Finding(FindingKind.NOT_UNDERSTOOD, problem, why, f"not understood: {where}: {problem}", "", "")
     return FleetVm(name, where, "", "", destination, (f,))
 
 

@@ -145,6 +145,7 @@ def test_logs_give_the_source_release_and_say_how(capsys: pytest.CaptureFixture[
     assert code == 1
     # 8.2 is not bundled: judging it as 7.2 gave 7.2's false "VFIO device doesn't support migration"
     assert "NOT UNDERSTOOD QEMU 8.2.2 is not a bundled release (7.2, 10.0, 10.1, 10.2, 11.1): migorder cannot judge it" in out
+    assert "why: migorder holds no model of the QEMU release its log names" in out
     assert "--from 7.2 for 1 VM(s) whose log names QEMU 8.2.2" not in out
     assert "--from 7.2 for 1 VM(s) whose log names QEMU 7.2.0\n" in out
     assert "NOT UNDERSTOOD expected QEMU's command line after the last 'starting up' line" in out

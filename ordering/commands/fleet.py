@@ -247,7 +247,8 @@ def _judge_all(
                 # Another release's blockers and order are not this one's (8.1 made VFIO migration
                 # non-experimental: 7.2's "VFIO device doesn't support migration" would be false).
                 bundled = ", ".join(sorted(k.releases, key=lambda n: k.releases[n].version))
-                ready.append(unreadable(rec.name, rec.where, f"QEMU {rec.qemu_version} is not a bundled release ({bundled}): migorder cannot judge it; give --from R to judge it as release R", destination.name))
+                ready.append(unreadable(rec.name, rec.where, f"QEMU {rec.qemu_version} is not a bundled release ({bundled}): migorder cannot judge it; give --from R to judge it as release R", destination.name,
+                                        why="migorder holds no model of the QEMU release its log names"))
                 done += 1
                 continue
             mapped[(rec.qemu_version, source.name)] += 1
