@@ -91,14 +91,19 @@ class Crossing:
         return self.source.name == self.destination.name
 
     @property
-    def findings(self) -> bool:
-        """The check's findings, a destination that refuses the VM or a section, a blocker."""
+    def stops_migration(self) -> bool:
+        """Whether the migration cannot happen: the destination refuses the VM or a section, or
+        either side has an unconditional blocker."""
         return bool(
-            self.result.findings
-            or self.refused_command_line
+            self.refused_command_line
             or self.refusals
             or any(not b.blocker.conditional for b in self.blockers)
         )
+
+    @property
+    def findings(self) -> bool:
+        """The check's findings, or a migration that cannot happen."""
+        return self.result.findings or self.stops_migration
 
     @property
     def exit_code(self) -> int:

@@ -127,3 +127,13 @@ def test_from_and_to_take_a_release_file(capsys: pytest.CaptureFixture[str], tmp
     assert code == 1
     assert (data["from"], data["to"]) == ("10.0", "7.2")
     assert [r["section"] for r in data["destination"]["refused_sections"]] == ["0000:00:02.0/vfio"]
+
+
+def test_simulate_says_a_refused_migration_is_a_finding(capsys: pytest.CaptureFixture[str]) -> None:
+    """As check does: a migration QEMU will not do exits 1, whatever the trace shows."""
+    q35 = ["--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35"]
+    assert main(["simulate", "--from", "10.2", "--to", "10.1", *q35]) == 1  # pc-q35-10.2 on 10.1
+    assert main(["simulate", "--from", "10.1", "--to", "10.2", *q35]) == 0
+    assert main(["simulate", "default", "--qemu", "10.0"]) == 1  # VFIO behind a vIOMMU: blocked
+    out, _ = capsys.readouterr()
+    assert "BLOCKED: " in out

@@ -1,6 +1,7 @@
 """``migorder simulate``: load one order on a simulated destination and show what fails.
 
-Exit codes: 0 nothing failed, 1 a failure, 2 bad input.
+Exit codes: 0 nothing failed, 1 a failure or a migration QEMU refuses (a blocker, a destination
+that refuses the VM or a section), 2 bad input.
 """
 
 from __future__ import annotations
@@ -119,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
                 *destination_lines(crossing)[1:],
             ]
         print("\n".join([*lines, trace_text(trace)]))
-    return trace.exit_code
+    # A migration QEMU refuses (a blocker, a destination that refuses the VM or a section) is a
+    # finding as in check, whatever the trace of the order it would have loaded shows.
+    stopped = any(not b.conditional for b in refused) or (crossing is not None and crossing.stops_migration)
+    return max(trace.exit_code, 1 if stopped else 0)
 
 
 def _multifd_worst_case(order: LoadOrder) -> tuple[LoadOrder, list[str]]:
