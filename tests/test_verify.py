@@ -357,3 +357,15 @@ def test_git_range_against_a_bundled_model(capsys: pytest.CaptureFixture[str], t
     assert [d["summary"] for d in data] == ["NO CHANGE", "BETTER", "BETTER"]
     assert data[-1]["label"] == "the whole range"
     assert code == 0
+
+
+def test_a_priority_above_max_is_unjudged_not_better(capsys: pytest.CaptureFixture[str]) -> None:
+    """QEMU asserts priority <= MIG_PRI_MAX when a section registers: a level after MAX that a
+    section uses aborts QEMU, so the ordering it would give is no improvement."""
+    code, data = verify_json(capsys, str(PATCHES / "above-max.patch"), "--qemu", "7.2")
+    assert code == 1
+    assert data["summary"] == "UNJUDGED"
+    assert any("assert(priority <= MIG_PRI_MAX)" in u["what"] for u in data["unjudged"])
+    code, data = verify_json(capsys, str(PATCHES / "equal-max.patch"), "--qemu", "7.2")
+    assert code == 0  # = MIG_PRI_MAX is allowed (<=)
+    assert data["summary"] == "BETTER"

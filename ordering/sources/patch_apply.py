@@ -327,6 +327,15 @@ class _Model:
             if not scheme.has(name):
                 self.unjudged.append(Unjudged(HEADER, patch_labels, f"the patched enum has no {name}"))
                 return base
+        top = scheme.level("MIG_PRI_MAX")
+        for fact in self.vmsds.values():
+            if fact.priority and fact.orders_stream and scheme.level(fact.priority).value > top.value:
+                lv = scheme.level(fact.priority)
+                self.unjudged.append(Unjudged(
+                    fact.file or "?", patch_labels,
+                    f"VMSD '{fact.name}' registers at {lv.name} ({lv.value}) > MIG_PRI_MAX ({top.value}): "
+                    "QEMU aborts on assert(priority <= MIG_PRI_MAX) in savevm_state_handler_insert "
+                    "(migration/savevm.c) when it registers"))
         return replace(base, scheme=scheme, vmsds=dict(self.vmsds),
                        source=f"{base.source}; patched by {patch_labels}")
 
