@@ -247,6 +247,15 @@ class _Model:
                     self.unjudged.append(Unjudged(where, patch.label, f".early_setup on '{name}', which BASE "
                                                   "only has nested inside another VMSD"))
                     continue
+                if on and reg is not Registration.EARLY_SETUP:
+                    if not self.base.features.early_setup:
+                        why = (f".early_setup on '{name}': QEMU {self.base.name}'s VMStateDescription has no "
+                               "early_setup member (it came with 62f42625d4e2, 8.0): the tree would not build")
+                    else:
+                        why = (f".early_setup on '{name}': an early_setup VMSD is saved once, at setup, while "
+                               "the guest still runs (62f42625d4e2: for immutable device state); migorder "
+                               "cannot tell whether this state is immutable, so the order it gives is not a fix")
+                    self.unjudged.append(Unjudged(where, patch.label, why))
                 reg = Registration.EARLY_SETUP if on else (
                     Registration.SECTION if reg is Registration.EARLY_SETUP else reg)
             self.vmsds[name] = replace(fact, priority=prio, registration=reg,
