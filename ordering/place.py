@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ordering.errors import ScenarioError
+from ordering.model.machine import DeviceType
 from ordering.model.vm import DeviceSpec
 from ordering.refusals import Accepted
 from ordering.topology import PlacedDevice, Placer
@@ -90,8 +91,12 @@ def place(accepted: Accepted) -> Placed:
     placed: list[PlacedDevice] = []
     # Hot loop (100k devices): the placer and the release's type lookup bound once.
     place_one, auto, device = placer.place, placer.auto_plugged, accepted.release.device
+    types: dict[str, DeviceType] = {}
     for spec in accepted.devices:
-        dev = place_one(spec, device(spec.driver), hotplugged=False)
+        dtype = types.get(spec.driver)
+        if dtype is None:
+            dtype = types[spec.driver] = device(spec.driver)
+        dev = place_one(spec, dtype, hotplugged=False)
         if auto:
             placed.extend(auto)
             auto.clear()
