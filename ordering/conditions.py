@@ -7,6 +7,7 @@ every ``first`` section that must load before it. No instance means the rule is 
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -57,7 +58,8 @@ def translates_at_load(dev: PlacedDevice) -> bool:
     vIOMMU's address space only with VIRTIO_F_IOMMU_PLATFORM)."""
     if dev.kind == "vfio":
         return True
-    return dev.spec.driver.startswith("virtio-") and is_on(dev.spec.props.get("iommu_platform", ""))
+    # The type, not the name given: an alias (virtio-net) is resolved to its type first.
+    return dev.type.name.startswith("virtio-") and is_on(dev.spec.props.get("iommu_platform", ""))
 
 
 def sets_up_msi_at_load(dev: PlacedDevice) -> bool:
@@ -72,24 +74,37 @@ class _View:
     def __init__(self, reg: Registered) -> None:
         self.reg = reg
         self.devices = {d.qdev_id: d for d in reg.devices}
-        by_owner: defaultdict[str, list[Section]] = defaultdict(list)
-        by_kind: defaultdict[str, list[Section]] = defaultdict(list)
+        by_kind: dict[str, list[Section]] = {}
         for s in reg.sections:
             if s.sent:
-                by_owner[s.owner].append(s)
-                by_kind[s.kind].append(s)
-        self.by_owner: dict[str, list[Section]] = by_owner
-        self.by_kind: dict[str, list[Section]] = by_kind
+                same = by_kind.get(s.kind)
+                if same is None:
+                    by_kind[s.kind] = [s]
+                else:
+                    same.append(s)
+        self.by_kind = by_kind
+        self._by_owner: dict[str, list[Section]] | None = None
         self.arch = reg.release.machine(reg.vm.machine)[0].arch
         self.bypass = bypasses_viommu(reg)
         self._device_sections: dict[str, list[Section]] = {}
+
+    @property
+    def by_owner(self) -> dict[str, list[Section]]:
+        """The sent sections of each owner (a qdev id, ``machine``, ``cpuN``), built on first use."""
+        if self._by_owner is None:
+            by_owner: defaultdict[str, list[Section]] = defaultdict(list)
+            for s in self.reg.sections:
+                if s.sent:
+                    by_owner[s.owner].append(s)
+            self._by_owner = dict(by_owner)
+        return self._by_owner
 
     def kind(self, kind: str) -> list[Section]:
         return self.by_kind.get(kind, [])
 
     def device_sections(self, capability: str) -> list[Section]:
         """Sections of PCI devices (bridges and vIOMMUs excluded) that ``translate`` DMA through a
-        vIOMMU at load, or set up ``msi`` at load."""
+        vIOMMU at load, or set up ``msi`` at load, in registration order."""
         cached = self._device_sections.get(capability)
         if cached is not None:
             return cached
@@ -98,25 +113,25 @@ class _View:
             return []
         test = translates_at_load if capability == "translate" else sets_up_msi_at_load
         out: list[Section] = []
-        by_owner = self.by_owner
+        devices = self.devices
         # The test depends only on the device type and, for virtio, iommu_platform: ask it
-        # once per (type, value), not once per device of a 100k-section VM.
+        # once per (type, value), not once per section of a 100k-section VM.
         tested: dict[tuple[int, str], bool] = {}
-        for dev in self.reg.devices:
-            dtype = dev.type
-            if dev.slot is None or dtype.kind in ("pci-bridge", "viommu"):
-                continue  # not on a PCI bus, or a bridge or vIOMMU itself
-            key = (id(dtype), dev.spec.props.get("iommu_platform", ""))
-            passes = tested.get(key)
-            if passes is None:
-                passes = tested[key] = test(dev)
-            if not passes:
-                continue
+        for s in self.reg.sections:
             # The device's own load: not its secondary bus, not an early_setup section
             # (virtio-mem's early section carries the bitmap, no rings).
-            for s in by_owner.get(dev.qdev_id, ()):
-                if s.full and s.vmsd != "PCIBUS" and not s.early_setup:
-                    out.append(s)
+            if not s.sent or not s.full or s.early_setup or s.vmsd == "PCIBUS":
+                continue
+            dev = devices.get(s.owner)
+            if dev is None or dev.slot is None:
+                continue  # not a device (machine, vCPU), or not on a PCI bus
+            key = (id(dev.type), dev.spec.props.get("iommu_platform", ""))
+            passes = tested.get(key)
+            if passes is None:
+                # a bridge or vIOMMU itself never passes
+                passes = tested[key] = dev.type.kind not in ("pci-bridge", "viommu") and test(dev)
+            if passes:
+                out.append(s)
         self._device_sections[capability] = out
         return out
 
@@ -136,18 +151,21 @@ def _bridge_above_translated(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     if v.bypass:
         return
     above: set[str] = set()
+    seen: set[int] = set()
     behind: list[str] = []
     # Every DMA-capable device: vtd_post_load switches each device's address space (used by
     # its runtime DMA) from the context entry its bus number selects, translated at load or not.
     for dev in v.reg.devices:
-        if dev.bridges and dev.is_pci and dev.type.dma and dev.kind not in ("pci-bridge", "viommu"):
-            above.update(dev.bridges)
+        bridges, dtype = dev.bridges, dev.type
+        if bridges and dev.slot is not None and dtype.dma and dtype.kind not in ("pci-bridge", "viommu"):
+            if id(bridges) not in seen:  # a bus's devices share its tuple of bridges
+                seen.add(id(bridges))
+                above.update(bridges)
             behind.append(dev.qdev_id)
     firsts = tuple(s for s in v.kind("pci-bridge") if s.owner in above)
     if not firsts:
         return
-    behind.sort()
-    shown = ", ".join(behind[:4]) + (f" and {len(behind) - 4} more" if len(behind) > 4 else "")
+    shown = ", ".join(heapq.nsmallest(4, behind)) + (f" and {len(behind) - 4} more" if len(behind) > 4 else "")
     for then in viommus:
         yield RuleInstance(
             rule, firsts, then, f"DMA devices behind bridges are translated by {then.idstr}: {shown}"
@@ -160,20 +178,22 @@ def _bridge_above_this_device(rule: Rule, v: _View) -> Iterable[RuleInstance]:
     bridge_sections: dict[str, list[Section]] = {}
     for s in v.kind("pci-bridge"):
         bridge_sections.setdefault(s.owner, []).append(s)
-    shared: dict[tuple[str, ...], tuple[tuple[Section, ...], str]] = {}
+    # Devices behind the same bus share its tuple of bridges, and so one tuple of firsts:
+    # judged once (ordering.verdict). Keyed by the tuple's id: v.devices keeps it alive.
+    shared: dict[int, tuple[tuple[Section, ...], str]] = {}
+    devices, new = v.devices, tuple.__new__
     for then in v.device_sections("translate"):
-        bridges = v.devices[then.owner].bridges
+        bridges = devices[then.owner].bridges
         if not bridges:
             continue
-        # Devices behind the same bridges share one tuple: judged once (ordering.verdict).
-        known = shared.get(bridges)
+        known = shared.get(id(bridges))
         if known is None:
-            known = shared[bridges] = (
+            known = shared[id(bridges)] = (
                 tuple(s for b in bridges for s in bridge_sections.get(b, [])),
                 f"{{owner}} is behind {', '.join(bridges)} and DMA is translated",
             )
         if known[0]:
-            yield RuleInstance(rule, known[0], then, known[1])
+            yield new(RuleInstance, (rule, known[0], then, known[1]))
 
 
 def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
@@ -186,7 +206,7 @@ def _translated_by_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         # One shared tuple for every device that is not itself a vIOMMU: judged once.
         firsts = shared if then.owner not in owners else tuple(s for s in viommus if s.owner != then.owner)
         if firsts:
-            yield RuleInstance(rule, firsts, then, "{owner} does DMA through the vIOMMU")
+            yield tuple.__new__(RuleInstance, (rule, firsts, then, "{owner} does DMA through the vIOMMU"))
 
 
 def _vfio_maps_through_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
@@ -196,7 +216,7 @@ def _vfio_maps_through_viommu(rule: Rule, v: _View) -> Iterable[RuleInstance]:
         return
     firsts: list[Section] = []
     for dev in v.reg.devices:
-        if dev.kind != "virtio-mem":
+        if dev.type.kind != "virtio-mem":
             continue
         own = v.by_owner.get(dev.qdev_id, [])
         early = [s for s in own if s.vmsd == "virtio-mem-device-early"]
