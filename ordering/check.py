@@ -68,13 +68,15 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     """
     reg = order.registered
     release = order.release
-    devices = {d.qdev_id: d for d in reg.devices}
     out: list[Blocker] = []
     unmigratable = release.unmigratable
-    for s in reg.sections if unmigratable else ():
-        fact = unmigratable.get(s.vmsd)
-        dev = devices.get(s.owner) if fact is not None else None
-        if fact is None or dev is None:
+    hits = [s for s in reg.sections if s.vmsd in unmigratable] if unmigratable else []
+    owners = {s.owner for s in hits}  # vCPUs' 'cpu' sections hit too, and are no device
+    devices = {d.qdev_id: d for d in reg.devices if d.qdev_id in owners} if hits else {}
+    for s in hits:
+        fact = unmigratable[s.vmsd]
+        dev = devices.get(s.owner)
+        if dev is None:
             continue
         if fact.device and fact.device != dev.spec.driver and fact.name != s.vmsd:
             continue
@@ -83,9 +85,12 @@ def blockers(order: LoadOrder) -> list[Blocker]:
         ):
             continue
         out.append(Blocker(dev.qdev_id, f"State blocked by non-migratable device '{s.idstr}'", fact.source))
+    # Only the drivers a blocker names are looked for (a 100k-device VM has few of them).
+    named = {b.device for b in release.blockers}
     by_driver: dict[str, list[PlacedDevice]] = {}
     for dev in reg.devices:
-        by_driver.setdefault(dev.spec.driver, []).append(dev)
+        if dev.spec.driver in named:
+            by_driver.setdefault(dev.spec.driver, []).append(dev)
     machine_type_version = machine_version(order.machine_type)
     bypass = bypasses_viommu(reg)
     for b in release.blockers:

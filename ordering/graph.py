@@ -76,10 +76,14 @@ def section_graph(instances: Iterable[RuleInstance]) -> nx.DiGraph:
     instances = list(instances)
     # Only a section that must load both before something and after something can lie on a
     # cycle: keep the edges between such sections (a 100k-section VM keeps a handful).
-    unique = {id(inst.firsts): inst.firsts for inst in instances}  # shared tuples once
-    befores = {f.section_id for firsts in unique.values() for f in firsts}
-    afters = {inst.then.section_id for inst in instances}
-    both = befores & afters
+    befores: set[int] = set()
+    seen: set[int] = set()
+    for inst in instances:
+        if id(inst.firsts) not in seen:  # instances share their tuple of firsts: read it once
+            seen.add(id(inst.firsts))
+            befores.update(f.section_id for f in inst.firsts)
+    instances = [inst for inst in instances if inst.then.section_id in befores]
+    both = befores & {inst.then.section_id for inst in instances}
     if not both:
         return g  # no section must load both before and after something: no cycle
     for inst in instances:

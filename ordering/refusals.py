@@ -12,6 +12,7 @@ in QEMU's words where QEMU has words for it. What QEMU refuses only once devices
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -100,13 +101,16 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     devices = vm.devices_for.get(release.name, vm.devices)
     check_pci_id_links(devices)
     check_memory_devices(vm, layout, devices)
-    plain: set[str] = set()
-    """Drivers already checked whose checks, but for properties, depend on the driver alone."""
+    plain: dict[str, frozenset[str] | None] = {}
+    """Drivers already checked whose checks, but for properties, depend on the driver alone,
+    with the properties the release's binary lists for them (None: not read)."""
     for spec in (*devices, *(h.device for h in vm.hotplug if h.device is not None)):
         if spec.driver in plain:
-            check_properties(release, spec)
+            known = plain[spec.driver]
+            if known is not None and not known.issuperset(spec.props):
+                check_properties(release, spec)  # names the first unknown property
         elif not check_device(release, layout, vm, spec).audiodev:
-            plain.add(spec.driver)
+            plain[spec.driver] = release.device_properties.get(spec.driver)
     present = set(range(vm.topology.cpus))
     for step in vm.hotplug:
         if step.cpu is not None:
@@ -301,12 +305,13 @@ def check_ids(vm: Vm) -> None:
     """Every device id is used once (QEMU refuses a second -device or device_add with an id
     in use; an id freed by device_del may be used again)."""
     live: set[str] = set()
-    steps = [(d, "") for d in vm.devices] + [(h.device, h.unplug) for h in vm.hotplug]
+    steps = itertools.chain(((d, "") for d in vm.devices), ((h.device, h.unplug) for h in vm.hotplug))
+    fullmatch = _ID.fullmatch
     for spec, unplug in steps:
         if unplug:
             live.discard(unplug)
         elif spec is not None and spec.id:
-            if not _ID.fullmatch(spec.id):
+            if not fullmatch(spec.id):
                 raise ScenarioError(
                     spec.origin,
                     f"-device {spec.driver},id={spec.id!r}: QEMU refuses it: \"Parameter 'id' expects an "
