@@ -96,7 +96,7 @@ def place(accepted: Accepted) -> Placed:
         dtype = types.get(spec.driver)
         if dtype is None:
             dtype = types[spec.driver] = device(spec.driver)
-        dev = place_one(spec, dtype, hotplugged=False)
+        dev = place_one(spec, dtype, False)
         if auto:
             placed.extend(auto)
             auto.clear()

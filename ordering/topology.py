@@ -182,7 +182,7 @@ class Placer:
         self._buses[board.name] = bus
         self._idless["usb"] = self._idless.get("usb", 0) + 1
 
-    def place(self, spec: DeviceSpec, dtype: DeviceType, *, hotplugged: bool) -> PlacedDevice:
+    def place(self, spec: DeviceSpec, dtype: DeviceType, hotplugged: bool) -> PlacedDevice:
         """Place one device; a bridge also brings its secondary bus."""
         qdev_id = spec.id
         if not qdev_id:
