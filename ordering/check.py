@@ -72,7 +72,15 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     unmigratable = release.unmigratable
     hits = [s for s in reg.sections if s.vmsd in unmigratable] if unmigratable else []
     owners = {s.owner for s in hits}  # vCPUs' 'cpu' sections hit too, and are no device
-    devices = {d.qdev_id: d for d in reg.devices if d.qdev_id in owners} if hits else {}
+    # Only the drivers a blocker names are looked for (a 100k-device VM has few of them).
+    named = {b.device for b in release.blockers}
+    devices: dict[str, PlacedDevice] = {}
+    by_driver: dict[str, list[PlacedDevice]] = {}
+    for dev in reg.devices:
+        if dev.qdev_id in owners:
+            devices[dev.qdev_id] = dev
+        if dev.spec.driver in named:
+            by_driver.setdefault(dev.spec.driver, []).append(dev)
     for s in hits:
         fact = unmigratable[s.vmsd]
         dev = devices.get(s.owner)
@@ -85,12 +93,6 @@ def blockers(order: LoadOrder) -> list[Blocker]:
         ):
             continue
         out.append(Blocker(dev.qdev_id, f"State blocked by non-migratable device '{s.idstr}'", fact.source))
-    # Only the drivers a blocker names are looked for (a 100k-device VM has few of them).
-    named = {b.device for b in release.blockers}
-    by_driver: dict[str, list[PlacedDevice]] = {}
-    for dev in reg.devices:
-        if dev.spec.driver in named:
-            by_driver.setdefault(dev.spec.driver, []).append(dev)
     machine_type_version = machine_version(order.machine_type)
     bypass = bypasses_viommu(reg)
     for b in release.blockers:

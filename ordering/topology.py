@@ -237,8 +237,10 @@ class Placer:
             # is not valid for DEV, parent device only allows plugging into slot 0") for PCIe
             # devices (captured: e1000 at 05.0 and e1000e at 03.0 behind one root port).
             parsed = _addr(spec.addr)
-            slot, function = parsed if parsed is not None and parsed[0] <= 31 else parse_addr(spec.addr, spec.origin)
-            if (slot, function) in bus.functions or (function == 0 and slot in bus.used and not any(s == slot for s, _ in bus.functions)):
+            if parsed is None or parsed[0] > 31:
+                parsed = parse_addr(spec.addr, spec.origin)  # raises, in the user's words
+            slot, function = parsed
+            if parsed in bus.functions or (function == 0 and slot in bus.used and not any(s == slot for s, _ in bus.functions)):
                 raise ScenarioError(
                     spec.origin,
                     f"-device {spec.driver}: slot {slot:#04x} on bus {bus.name} is in use "
@@ -246,6 +248,7 @@ class Placer:
                 )
         else:
             slot, function = self._free_slot(bus, spec), 0
+            parsed = (slot, 0)
         if hotplugged:
             self.check_hotplug(bus.name, spec.origin)
             if self.hotplug_needs_free_port_slot0 and bus.kind == "pcie-port" and 0 in bus.slot_drivers:
@@ -259,7 +262,7 @@ class Placer:
             if refusal:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{refusal}'")
         bus.used.add(slot)
-        bus.functions.add((slot, function))
+        bus.functions.add(parsed)
         if function == 0:
             bus.slot_drivers[slot] = spec.driver
         path = bus.path + _SLOT_FUNCTION[slot][function]
