@@ -76,11 +76,11 @@ def blockers(order: LoadOrder) -> list[Blocker]:
     named = {b.device for b in release.blockers}
     devices: dict[str, PlacedDevice] = {}
     by_driver: dict[str, list[PlacedDevice]] = {}
-    for dev in reg.devices:
-        if dev.qdev_id in owners:
-            devices[dev.qdev_id] = dev
-        if dev.spec.driver in named:
-            by_driver.setdefault(dev.spec.driver, []).append(dev)
+    for placed in reg.devices:
+        if placed.qdev_id in owners:
+            devices[placed.qdev_id] = placed
+        if placed.spec.driver in named:
+            by_driver.setdefault(placed.spec.driver, []).append(placed)
     for s in hits:
         fact = unmigratable[s.vmsd]
         dev = devices.get(s.owner)
