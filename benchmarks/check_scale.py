@@ -126,6 +126,7 @@ def _child(tier: str) -> dict[str, Any]:
     t0 = time.perf_counter()
     derive(release, vm)
     derive_s = time.perf_counter() - t0
+    floor_s = _object_floor(result)
     return {
         "tier": tier,
         "sections": len(order.registered.sections),
@@ -140,10 +141,55 @@ def _child(tier: str) -> dict[str, Any]:
         "topo_sort_seconds": topo_full,
         "topo_sort_hub_seconds": topo_hub,
         "ratio_to_topo_sort": min(times) / topo_full if topo_full else None,
+        "result_objects": _result_objects(result),
+        "object_floor_seconds": floor_s,
+        "floor_ratio_to_topo_sort": floor_s / topo_full if topo_full else None,
         "peak_rss_mb": peak_check_mb,
         "peak_rss_with_reference_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "exit_code": result.exit_code,
     }
+
+
+def _result_objects(result: Any) -> int:
+    """The named tuples one check result holds: placed devices, sections, load steps, the
+    placements judging reads, rule instances and verdicts."""
+    order = result.order
+    instances = sum(1 for v in result.verdicts if v.instance is not None)
+    return (len(order.registered.devices) + len(order.registered.sections) + 2 * len(order.steps)
+            + instances + len(result.verdicts))
+
+
+def _object_floor(result: Any) -> float:
+    """The time to build as many of the result's named tuples (:func:`_result_objects`), each
+    with its real class and width and nothing else: what a derive-and-judge that returns one
+    object per device, section, step, placement and verdict pays before any logic. Best of three."""
+    from ordering.conditions import RuleInstance
+    from ordering.model.section import LoadStep, Section
+    from ordering.topology import PlacedDevice
+    from ordering.verdict import Placement, RuleVerdict
+
+    order = result.order
+    devices, sections, steps = len(order.registered.devices), len(order.registered.sections), len(order.steps)
+    instances = sum(1 for v in result.verdicts if v.instance is not None)
+    verdicts = len(result.verdicts)
+    new = tuple.__new__
+    best = float("inf")
+    for _ in range(3):
+        gc.collect()
+        gc.disable()
+        t0 = time.perf_counter()
+        kept = (
+            [new(PlacedDevice, (i, 1, 2, 3, 4, 5, 6, 7, 8, 9)) for i in range(devices)],
+            [new(Section, (i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)) for i in range(sections)],
+            [new(LoadStep, (i, 1, 2)) for i in range(steps)],
+            [new(Placement, (i, 1, 2)) for i in range(steps)],
+            [new(RuleInstance, (i, 1, 2, 3)) for i in range(instances)],
+            [new(RuleVerdict, (i, 1, 2, 3, 4, 5, 6, 7)) for i in range(verdicts)],
+        )
+        best = min(best, time.perf_counter() - t0)
+        del kept
+        gc.enable()
+    return best
 
 
 def main() -> None:
@@ -157,13 +203,14 @@ def main() -> None:
             [sys.executable, __file__, "--child", tier], capture_output=True, text=True, check=True
         )
         rows.append(json.loads(out.stdout))
-    header = f"{'tier':>5} {'sections':>9} {'verdicts':>8} {'edges':>8} {'check s':>8} {'topo s':>8} {'ratio':>6} {'RSS MB':>7}"
+    header = (f"{'tier':>5} {'sections':>9} {'verdicts':>8} {'edges':>8} {'check s':>8} {'topo s':>8} {'ratio':>6} "
+              f"{'floor s':>8} {'RSS MB':>7}")
     print(header)
     for r in rows:
         print(
             f"{r['tier']:>5} {r['sections']:>9} {r['rule_verdicts']:>8} {r['constraint_edges']:>8} "
             f"{r['check_seconds']:>8.3f} {r['topo_sort_seconds']:>8.3f} {r['ratio_to_topo_sort']:>6.2f} "
-            f"{r['peak_rss_mb']:>7.0f}"
+            f"{r['object_floor_seconds']:>8.3f} {r['peak_rss_mb']:>7.0f}"
         )
     write_results(RESULTS, {"machine": machine(), "tiers": rows})
 
