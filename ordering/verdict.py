@@ -317,7 +317,7 @@ def judge(
             # decides: by phase, else priority, else registration order.
             worst, position, phase, priority, section_id, positions = group
             late = position > then[2]
-            if phase is not then[1]:
+            if phase != then[1]:
                 by = "phase"
                 model_says_late = phase.rank > then[1].rank
             elif priority != then_section.priority.value:
