@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from ordering.apic_ids import check_apic_ids, check_hotplug_cpu
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
     DeviceType,
@@ -120,6 +121,8 @@ def refuse(release: Release, vm: Vm) -> Accepted:
                     f"hot-plug of vCPU {step.cpu}: expected an absent vCPU index below "
                     f"maxcpus={vm.topology.maxcpus}",
                 )
+            if layout.arch == "x86_64":
+                check_hotplug_cpu(vm, release, step.cpu)
             present.add(step.cpu)
     return Accepted(
         release, vm, layout, machine_type, machine_type_version(machine_type), options, devices
@@ -263,8 +266,9 @@ def machine_options(vm: Vm, layout: MachineLayout, release: Release) -> dict[str
 
 def check_topology(vm: Vm, layout: MachineLayout, release: Release, machine_type: str) -> None:
     """``-smp`` as the release reads it, before anything is made per vCPU: ``maxcpus`` within
-    the machine type's ``max_cpus`` (so ``-smp 1000000000`` costs nothing), and a parameter
-    given as 0 refused where the release refuses it (7.2 only warned, reading it as omitted)."""
+    the machine type's ``max_cpus`` (so ``-smp 1000000000`` costs nothing), a parameter
+    given as 0 refused where the release refuses it (7.2 only warned, reading it as omitted),
+    and APIC ids from 255 up as the release takes them (:mod:`ordering.apic_ids`)."""
     where = vm.source or vm.name
     if layout.max_cpus and vm.topology.maxcpus > layout.max_cpus:
         raise ScenarioError(
@@ -278,6 +282,8 @@ def check_topology(vm: Vm, layout: MachineLayout, release: Release, machine_type
             f"-smp ...,{vm.smp_zero[0]}=0: QEMU {release.name} refuses it: 'Invalid CPU topology: "
             "CPU topology parameters must be greater than zero' (7.2 only warned)",
         )
+    if layout.arch == "x86_64":
+        check_apic_ids(vm, release)  # APIC ids from 255 up; KVM's userspace APIC
 
 
 BOOL_OPTIONS = frozenset({"hpet", "i8042", "usb", "sata", "its", "secure"})

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ordering._json_text import json_text as json_text  # re-exported: commands import it from here
+from ordering.apic_ids import XAPIC_IDS, apic_id_limit
 from ordering.check import CheckResult
 from ordering.model.machine import is_on
 from ordering.model.rule import Rule
@@ -46,6 +47,12 @@ def order_notes(order: LoadOrder) -> list[str]:
             "KVM-only state (kvmclock on x86, for one), which shifts later section_ids. No rule "
             "involves it, so check's verdicts are unaffected."
         )
+        if order.machine_type.startswith("pc") and apic_id_limit(order.vm.topology) > XAPIC_IDS:
+            notes.append(
+                "APIC ids from 255 up under KVM: taken as QEMU starts them on a host kernel with "
+                "KVM_CAP_X2APIC_API (Linux 4.7+) and a host CPU with x2APIC; an older host refuses "
+                "'current -smp configuration requires kernel irqchip and X2APIC API support.'"
+            )
         gic = order.vm.machine_options.get("gic-version", "")
         if gic in ("host", "max"):
             notes.append(

@@ -96,10 +96,37 @@ class Features:
     gicv3_above_8_cpus: bool = False
     smp_zero_refused: bool = False
     """``-smp`` with a parameter of 0 is refused; before, it was read as omitted, with a warning."""
+    x2apic_needs_kernel_irqchip: bool = False
+    """An APIC id of 255 or more (among ``maxcpus``) needs KVM's in-kernel irqchip (on or
+    split) and KVM's X2APIC API: TCG and ``kernel-irqchip=off`` are refused."""
+    x2apic_needs_cpu_feature: bool = False
+    """Each vCPU made with an APIC id of 255 or more needs the x2APIC feature in its CPU
+    model (TCG's userspace APIC emulates x2APIC)."""
+    x2apic_refusal_aborts: bool = False
+    """A vCPU refused for its APIC id aborts QEMU (error_abort: at start, and at a vCPU's
+    ``device_add``, which kills the running VM) instead of exiting or failing the command."""
+    intremap_needs_userspace_ioapic: bool = False
+    """``intel-iommu,intremap=on`` under KVM with ``kernel-irqchip=on`` is refused."""
+    eim_needs_kvm_split: bool = False
+    """``intel-iommu,eim=on`` needs ``-accel kvm`` with ``kernel-irqchip=split`` (later
+    releases take it under TCG too)."""
+    kvm_userspace_apic_refused: bool = False
+    """KVM with ``kernel-irqchip=off`` is refused: "KVM does not support userspace APIC"."""
     """virt without gic-version= picks GICv3 when more than 8 vCPUs are asked for (TCG);
     before, the default GICv2 refused them."""
     """virt refuses ``its=on`` with GICv2 instead of ignoring the ITS."""
     sources: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CpuModels:
+    """The x86 CPU models of a release and whether their vCPUs have x2APIC
+    (``models/cpus/<release>.toml``, captured from the binary over QMP)."""
+
+    tcg_x2apic: frozenset[str]
+    tcg_without: frozenset[str]
+    kvm_without: frozenset[str]
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -126,6 +153,8 @@ class Release:
     """Device type → the properties ``-device TYPE,help`` lists on this release's binary
     (``models/properties/<release>.toml``); empty when no binary was read."""
     device_properties_source: str = ""
+    cpu_models: CpuModels | None = None
+    """Which ``-cpu`` models have x2APIC under TCG and KVM; ``None`` when not captured."""
     device_aliases: Mapping[str, str] = field(default_factory=dict)
     """QEMU's -device type aliases (``virtio-iommu`` → ``virtio-iommu-pci``;
     ``models/aliases.toml``, read from qdev-monitor.c qdev_alias_table)."""

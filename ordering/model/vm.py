@@ -179,3 +179,5 @@ class Vm:
     """The backend type of every ``-chardev`` in order (``qemu-vdagent`` registers state)."""
     binary: str = ""
     """The QEMU binary the command line names first (``qemu-system-x86_64``), if any."""
+    cpu: str = ""
+    """``-cpu`` as given (``qemu64,+x2apic``); empty for the binary's default model."""

@@ -19,7 +19,7 @@ from ordering.sources.fleet_inputs import shell_words
 
 # Options that take an argument and register nothing migorder models.
 _IGNORED_WITH_ARG = frozenset(
-    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-blockdev", "-cpu", "-kernel", "-append", "-initrd", "-L", "-rtc",
+    {"-display", "-monitor", "-name", "-uuid", "-qmp", "-blockdev", "-kernel", "-append", "-initrd", "-L", "-rtc",
      "-boot", "-D", "-d", "-trace", "-incoming", "-pidfile", "-vnc", "-k", "-mon",
      "-add-fd", "-fsdev", "-iscsi", "-msg", "-overcommit", "-sandbox", "-runas", "-chroot",
      "-numa", "-fw_cfg", "-smbios", "-action", "-watchdog-action", "-dtb", "-qmp-pretty",
@@ -252,6 +252,7 @@ def parse_command_line(
     netdevs: list[str] = []
     chardevs: list[str] = []
     firmware = ""
+    cpu = ""
     i = 0
     while i < len(args):
         opt = args[i]
@@ -268,8 +269,8 @@ def parse_command_line(
             removed.append(norm)
             i += 1
             continue
-        if norm == "-enable-kvm":
-            machine_options["accel"] = "kvm"
+        if norm == "-enable-kvm":  # -accel kvm; the first -accel QEMU can start wins
+            machine_options.setdefault("accel", "kvm")
             i += 1
             continue
         if norm in _UNSUPPORTED:
@@ -284,7 +285,13 @@ def parse_command_line(
             machine_options.update(machine_props(props))
         elif norm == "-accel":
             head, props = _props(value, origin, "accel")
-            machine_options["accel"] = head
+            if ":" in head:  # only -machine accel= takes a list (captured on 7.2)
+                raise ScenarioError(origin, f"-accel {value}: QEMU refuses it: 'invalid accelerator {head}'")
+            machine_options.setdefault("accel", head)  # QEMU tries each -accel in turn: the first starts
+            if "kernel-irqchip" in props:  # -accel kvm,kernel-irqchip=split is -machine's option too
+                machine_options["kernel-irqchip"] = props["kernel-irqchip"]
+        elif norm == "-cpu":  # registers nothing; its x2apic decides large APIC ids
+            cpu = value
         elif norm == "-smp":
             topology, smp_zero = _smp(value, origin)
         elif norm == "-m":
@@ -377,6 +384,7 @@ def parse_command_line(
         source=where,
         binary=binary,
         chardevs=tuple(chardevs),
+        cpu=cpu,
     )
 
 

@@ -24,6 +24,7 @@ from ordering.model.machine import (
 from ordering.model.priority import MAX, PriorityLevel, PriorityScheme
 from ordering.model.release import (
     BlockerFact,
+    CpuModels,
     Features,
     Registration,
     Release,
@@ -375,6 +376,12 @@ _FEATURES = (
     "gicv2_its_refused",
     "gicv3_above_8_cpus",
     "smp_zero_refused",
+    "x2apic_needs_kernel_irqchip",
+    "x2apic_needs_cpu_feature",
+    "x2apic_refusal_aborts",
+    "kvm_userspace_apic_refused",
+    "intremap_needs_userspace_ioapic",
+    "eim_needs_kvm_split",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
@@ -468,6 +475,7 @@ def read_release(
         machines[layout.name] = layout
     properties, properties_source = read_properties(machines_dir.parent / "properties" / f"{name}.toml")
     aliases = read_aliases(machines_dir.parent / "aliases.toml", devices)
+    cpu_models = read_cpu_models(machines_dir.parent / "cpus" / f"{name}.toml")
     return Release(
         name=name,
         version=(version[0], version[1]),
@@ -485,6 +493,7 @@ def read_release(
         device_properties=properties,
         device_properties_source=properties_source,
         device_aliases=aliases,
+        cpu_models=cpu_models,
     )
 
 
@@ -521,3 +530,17 @@ def read_properties(path: Path) -> tuple[dict[str, frozenset[str]], str]:
         if "unknown" not in entry.data:
             out[name] = frozenset(entry.texts("properties"))
     return out, t.text("source")
+
+
+def read_cpu_models(path: Path) -> CpuModels | None:
+    """``cpus/<R>.toml``: which x86 CPU models have x2APIC under TCG and under KVM, or
+    ``None`` when the release has no such file."""
+    if not path.is_file():
+        return None
+    _, t = _open(path)
+    t.reject_unknown({"source", "x2apic"})
+    x = t.table("x2apic", required=True)
+    x.reject_unknown({"tcg", "tcg_without", "kvm_without"})
+    return CpuModels(
+        frozenset(x.texts("tcg")), frozenset(x.texts("tcg_without")), frozenset(x.texts("kvm_without")), t.text("source")
+    )
