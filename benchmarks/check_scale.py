@@ -42,7 +42,7 @@ def command_line(cpus: int, ports: int, vfio: int, bridged: int) -> list[str]:
     pcie-pci-bridge → pci-bridge → 31 devices on the ports the VFIO devices leave free
     (synthetic beyond QEMU's 256 buses, to reach 40k and 100k sections).
     """
-    args = ["-machine", "q35", "-smp", f"{cpus},maxcpus={cpus}", "-m", "4G",
+    args = ["-machine", "q35", "-smp", f"{cpus},maxcpus={cpus}", "-cpu", "max", "-m", "4G",
             "-device", "intel-iommu,intremap=on,caching-mode=on"]
     names: list[str] = []
     on_root = min(ports, 30 * 8 - 1)

@@ -26,7 +26,7 @@ RUNS = [(release, bound) for release in ("10.1", "10.2") for bound in (1, 2, 3, 
 
 def command_line() -> list[str]:
     """q35, 4096 possible vCPUs (1 present), 64 VFIO devices on root ports, vIOMMU, virtio-mem."""
-    args = ["-nodefaults", "-machine", "q35", "-smp", "1,maxcpus=4096", "-m", "4G,maxmem=20G,slots=2",
+    args = ["-nodefaults", "-machine", "q35", "-smp", "1,maxcpus=4096", "-cpu", "max", "-m", "4G,maxmem=20G,slots=2",
             "-object", "memory-backend-ram,id=mem0,size=16G",
             "-device", "intel-iommu,intremap=on,caching-mode=on"]
     for i in range(65):

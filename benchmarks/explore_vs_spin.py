@@ -200,7 +200,7 @@ def realistic() -> dict[str, Any]:
 
     k = load_knowledge()
     args = [
-        "-machine", "q35,kernel-irqchip=split", "-smp", "4,maxcpus=4096", "-m", "4G,maxmem=20G,slots=2",
+        "-machine", "q35,kernel-irqchip=split", "-smp", "4,maxcpus=4096", "-cpu", "max", "-m", "4G,maxmem=20G,slots=2",
         "-object", "memory-backend-ram,id=vmem0,size=16G",
         "-device", "intel-iommu,intremap=on,caching-mode=on,eim=on",
     ]

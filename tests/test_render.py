@@ -44,7 +44,7 @@ def big_command() -> str:
         f"-device pcie-root-port,id=rp{i},chassis={i + 1},addr={2 + i // 8:#x}.{i % 8}"
         + (",multifunction=on" if i % 8 == 0 else "") for i in range(64))
     nets = " ".join(f"-device virtio-net-pci,bus=rp{i},iommu_platform=on" for i in range(40))
-    return f"-machine q35 -smp 256 -device intel-iommu {ports} {nets}"
+    return f"-machine q35 -smp 256 -cpu max -device intel-iommu {ports} {nets}"
 
 
 @cache
