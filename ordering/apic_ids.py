@@ -26,6 +26,7 @@ Nothing here is per vCPU: the first vCPU with an id of 255 or more is found by b
 from __future__ import annotations
 
 from ordering.errors import ScenarioError
+from ordering.model.machine import is_on
 from ordering.model.release import Release
 from ordering.model.vm import Topology, Vm
 
@@ -110,13 +111,10 @@ def cpu_has_x2apic(release: Release, vm: Vm, accel: str) -> bool | None:
     models = release.cpu_models
     if accel == "kvm":
         return model != "base" and (models is None or model not in models.kvm_without)
-    if model == "max":
-        return True
-    if model == "qemu64":
-        return False
-    if models is None or model not in models.tcg_x2apic | models.tcg_without:
-        return None
-    return model in models.tcg_x2apic
+    if models is not None:
+        return model in models.tcg_x2apic if model in models.names else None
+    # a release whose models were not captured (10.1, 10.2): as 10.0 and 11.1 have them
+    return {"max": True, "qemu64": False}.get(model)
 
 
 def check_apic_ids(vm: Vm, release: Release) -> None:
@@ -142,6 +140,10 @@ def check_apic_ids(vm: Vm, release: Release) -> None:
     f = release.features
     accel = accelerator(vm)
     where = vm.source or vm.name
+    model = vm.cpu.split(",")[0] if vm.cpu else ""
+    models = release.cpu_models
+    if model and models is not None and model not in models.names | {"host"}:
+        raise ScenarioError(where, f"-cpu {vm.cpu}: QEMU {release.name} refuses it: 'unable to find CPU model '{model}''")
     if accel == "kvm" and f.kvm_userspace_apic_refused and not kernel_irqchip(vm):
         raise ScenarioError(
             where,
@@ -150,9 +152,13 @@ def check_apic_ids(vm: Vm, release: Release) -> None:
         )
     t = vm.topology
     limit = apic_id_limit(t)
-    if limit > XAPIC_IDS:
+    if limit > XAPIC_IDS and f.x2apic_needs_kernel_irqchip:
         _check_limit(vm, release, accel, limit)
-    check_interrupt_remapping(vm, release, accel)
+    if model == "host" and accel != "kvm":
+        raise ScenarioError(where, f"-cpu {vm.cpu}: QEMU {release.name} refuses it: 'CPU model 'host' requires KVM or HVF'")
+    if limit > XAPIC_IDS and f.x2apic_needs_cpu_feature:
+        _check_limit(vm, release, accel, limit)
+    check_interrupt_remapping(vm, release, accel, limit)
 
 
 def _check_limit(vm: Vm, release: Release, accel: str, limit: int) -> None:
@@ -180,11 +186,13 @@ _X86_IOMMUS = frozenset({"intel-iommu", "amd-iommu"})
 """Both share x86-iommu's realize (hw/i386/x86-iommu.c), which checks interrupt remapping."""
 
 
-def check_interrupt_remapping(vm: Vm, release: Release, accel: str) -> None:
+def check_interrupt_remapping(vm: Vm, release: Release, accel: str, limit: int = 0) -> None:
     """An x86 vIOMMU's interrupt remapping against the irqchip (captured on 7.2, 10.0, 11.1):
     ``intremap`` (default auto: on unless KVM keeps the whole irqchip in the kernel) cannot
     work with ``kernel-irqchip=on``; ``eim=on`` needs interrupt remapping, and on 7.2 KVM with
-    ``kernel-irqchip=split`` too. Nothing is scanned unless one of these could apply.
+    ``kernel-irqchip=split`` too; under KVM, ``amd-iommu`` with APIC ids from 255 up (``limit``:
+    :func:`apic_id_limit`) needs ``xtsup=on`` on releases with ``amd_iommu_x2apic_needs_xtsup``.
+    Nothing is scanned unless one of these could apply.
 
     >>> from ordering.sources.models import load_knowledge
     >>> from ordering.sources.cmdline import parse_command_line
@@ -198,7 +206,8 @@ def check_interrupt_remapping(vm: Vm, release: Release, accel: str) -> None:
     irqchip = vm.machine_options.get("kernel-irqchip", "on")
     all_kernel = accel == "kvm" and kernel_irqchip(vm) and irqchip != "split"
     split = accel == "kvm" and irqchip == "split"
-    if split and not f.eim_needs_kvm_split:
+    xtsup = accel == "kvm" and limit > XAPIC_IDS and f.amd_iommu_x2apic_needs_xtsup
+    if split and not f.eim_needs_kvm_split and not xtsup:
         return
     for spec in vm.devices:
         if spec.driver not in _X86_IOMMUS:
@@ -214,6 +223,8 @@ def check_interrupt_remapping(vm: Vm, release: Release, accel: str) -> None:
             refusal = "eim=on cannot be selected without intremap=on"
         elif eim == "on" and not split and f.eim_needs_kvm_split:
             refusal = "eim=on requires accel=kvm,kernel-irqchip=split"
+        elif spec.driver == "amd-iommu" and xtsup and not is_on(spec.props.get("xtsup", "off")):
+            refusal = "AMD IOMMU with x2APIC configuration requires xtsup=on"
         if refusal:
             raise ScenarioError(
                 spec.origin, f"-device {spec.driver}{',' + said if said else ''}: QEMU {release.name} refuses it: '{refusal}'"

@@ -83,6 +83,9 @@ def refuse(release: Release, vm: Vm) -> Accepted:
     ordering.errors.ScenarioError: command line: -machine q35,frobnicate=...: migorder does not know ...
     """
     layout, machine_type = release.machine(vm.machine)
+    if vm.smp_cores_filled and (machine_type_version(machine_type) or (99, 0)) < (6, 2):
+        t = vm.topology  # before 6.2 QEMU filled sockets first (prefer_sockets)
+        vm = replace(vm, topology=replace(t, sockets=t.cores, cores=1), smp_cores_filled=False)
     check_arch(vm, layout, release)
     check_topology(vm, layout, release, machine_type)
     check_option_values(vm)

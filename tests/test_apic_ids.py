@@ -20,6 +20,7 @@ from conftest import qemu_binary
 from ordering.apic_ids import apic_id_limit, first_x2apic_index
 from ordering.errors import ScenarioError
 from ordering.model.vm import HotplugStep, Topology, Vm
+from ordering.order import derive
 from ordering.refusals import refuse
 from ordering.sources.cmdline import parse_command_line
 from ordering.sources.models import load_knowledge
@@ -50,7 +51,7 @@ def _verdict(release: str, args: str) -> str:
 def test_every_probe_agrees() -> None:
     """Each probed command line: migorder accepts exactly what the real binary started, and
     refuses with the binary's own first error line."""
-    assert len(PROBES) > 900
+    assert len(PROBES) > 970
     wrong = []
     for release, args, accepted, message in PROBES:
         if (release, args) in HOST_DEPENDENT:
@@ -82,7 +83,7 @@ def test_probes_cover_both_answers_per_release() -> None:
     ("11.1", "-machine q35 -smp 256 -cpu max,-x2apic", "'APIC ID 255 requires x2APIC feature in CPU'"),
     ("10.0", "-machine q35 -smp 256 -accel tcg -cpu EPYC", "-cpu EPYC has no x2APIC under TCG"),
     ("11.1", "-machine q35 -smp 256 -accel kvm -cpu qemu64,-x2apic", "has no x2APIC under KVM"),
-    ("11.1", "-machine q35 -smp 256 -cpu Frobnicator", "does not know whether that model has it"),
+    ("10.2", "-machine q35 -smp 256 -cpu Skylake-Server", "does not know whether that model has it"),  # 10.2: no models captured
     # KVM without an in-kernel irqchip, any vCPU count
     ("10.0", "-machine q35 -smp 4 -accel kvm -machine kernel-irqchip=off", "'KVM does not support userspace APIC'"),
     ("11.1", "-machine q35 -accel kvm,kernel-irqchip=off", "'KVM does not support userspace APIC'"),
@@ -95,6 +96,16 @@ def test_probes_cover_both_answers_per_release() -> None:
     ("10.0", "-machine q35 -device intel-iommu,intremap=off,eim=on", "'eim=on cannot be selected without intremap=on'"),
     # -accel takes one accelerator
     ("7.2", "-machine q35 -accel kvm:tcg", "'invalid accelerator kvm:tcg'"),
+    # -cpu: a model the binary lists (names are case-sensitive), host only under KVM
+    ("7.2", "-machine q35 -cpu Frobnicator", "QEMU 7.2 refuses it: 'unable to find CPU model 'Frobnicator''"),
+    ("10.0", "-machine q35 -cpu frobnicator,+x2apic", "'unable to find CPU model 'frobnicator''"),
+    ("7.2", "-machine q35 -cpu skylake-server", "'unable to find CPU model 'skylake-server''"),
+    ("11.1", "-machine q35 -smp 2 -accel tcg -cpu host", "QEMU 11.1 refuses it: 'CPU model 'host' requires KVM or HVF'"),
+    ("7.2", "-machine q35 -cpu host", "'CPU model 'host' requires KVM or HVF'"),
+    # amd-iommu under KVM with APIC ids from 255 up (maxcpus counts) needs xtsup=on
+    ("10.0", "-machine q35 -smp 256 -accel kvm -device amd-iommu",
+     "QEMU 10.0 refuses it: 'AMD IOMMU with x2APIC configuration requires xtsup=on'"),
+    ("11.1", "-machine q35 -smp 8,maxcpus=256 -accel kvm -device amd-iommu", "requires xtsup=on"),
 ])
 def test_refused_in_qemus_words(release: str, args: str, refusal: str) -> None:
     said = _verdict(release, args)
@@ -117,6 +128,10 @@ def test_refused_in_qemus_words(release: str, args: str, refusal: str) -> None:
     ("7.2", "-machine q35 -smp 256 -accel kvm -machine kernel-irqchip=split -device intel-iommu,intremap=on,eim=on"),
     ("7.2", "-machine q35 -smp 4 -accel kvm -machine kernel-irqchip=off -device intel-iommu,intremap=on"),
     ("11.1", "-machine q35 -accel tcg -accel kvm -smp 255"),  # the first -accel that starts wins
+    ("11.1", "-machine q35 -smp 2 -accel kvm -cpu host"),
+    ("10.0", "-machine q35 -smp 256 -accel kvm -device amd-iommu,xtsup=on"),
+    ("7.2", "-machine q35 -smp 256 -accel kvm -device amd-iommu"),  # 7.2 has no xtsup check
+    ("11.1", "-machine q35 -smp 256 -cpu max -device amd-iommu,intremap=on"),  # TCG: no xtsup check
 ])
 def test_accepted_as_qemu_starts_it(release: str, args: str) -> None:
     assert _verdict(release, args) == ""
@@ -180,3 +195,13 @@ def test_real_72_agrees(args: str) -> None:
         errors = [line for line in run.stderr.splitlines() if "warning:" not in line and line.strip()]
         assert ours
         assert errors[0].split(": ")[-1] in ours
+
+
+@pytest.mark.parametrize(("machine", "ids"), [("q35", [0, 1, 2, 4, 5, 6]), ("pc-q35-5.2", [0, 1, 2, 3, 4, 5])])
+def test_dies_without_sockets_or_cores_fill_as_the_machine_type_does(machine: str, ids: list[int]) -> None:
+    """Captured on 7.2 (migorder capture; the apic sections' instance ids are the APIC ids):
+    -smp 6,dies=2 is sockets=1,cores=3 on q35 (machine types since 6.2 fill cores first) and
+    sockets=3,cores=1 on pc-q35-5.2 (sockets first)."""
+    vm = parse_command_line(f"-nodefaults -machine {machine} -smp 6,dies=2 -m 64")
+    order = derive(K.release("7.2"), vm)
+    assert [s.section.instance_id for s in order.steps if s.section.idstr == "apic"] == ids

@@ -107,6 +107,8 @@ class Features:
     ``device_add``, which kills the running VM) instead of exiting or failing the command."""
     intremap_needs_userspace_ioapic: bool = False
     """``intel-iommu,intremap=on`` under KVM with ``kernel-irqchip=on`` is refused."""
+    amd_iommu_x2apic_needs_xtsup: bool = False
+    """Under KVM, ``amd-iommu`` with APIC ids from 255 up needs ``xtsup=on``."""
     eim_needs_kvm_split: bool = False
     """``intel-iommu,eim=on`` needs ``-accel kvm`` with ``kernel-irqchip=split`` (later
     releases take it under TCG too)."""
@@ -127,6 +129,11 @@ class CpuModels:
     tcg_without: frozenset[str]
     kvm_without: frozenset[str]
     source: str = ""
+
+    @property
+    def names(self) -> frozenset[str]:
+        """Every model the binary lists but ``host`` (which needs KVM)."""
+        return self.tcg_x2apic | self.tcg_without
 
 
 @dataclass(frozen=True)

@@ -181,3 +181,6 @@ class Vm:
     """The QEMU binary the command line names first (``qemu-system-x86_64``), if any."""
     cpu: str = ""
     """``-cpu`` as given (``qemu64,+x2apic``); empty for the binary's default model."""
+    smp_cores_filled: bool = False
+    """``-smp`` gave dies but neither sockets nor cores: cores were filled (machine types
+    since 6.2); an older machine type fills sockets instead (:func:`ordering.refusals.refuse`)."""

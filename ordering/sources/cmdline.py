@@ -132,7 +132,7 @@ def _size_ok(text: str) -> bool:
 _SMP_KEYS = ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers")
 
 
-def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...]]:
+def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...], bool]:
     """``-smp``: the topology, and the parameters given as 0. A 0 is read as omitted here (as
     7.2 does, with a warning); releases that refuse it do so in :mod:`ordering.refusals`.
     Nothing is allocated per vCPU: the machine's ``max_cpus`` is checked there too."""
@@ -165,7 +165,11 @@ def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...]]:
         cpus = maxcpus or (sockets or 1) * dies * (cores or 1) * threads
     maxcpus = maxcpus or cpus
     if not sockets and not cores:
-        sockets, cores = maxcpus // (dies * threads) or 1, 1
+        # machine types since 6.2 fill cores first, older ones sockets (hw/core/machine-smp.c
+        # prefer_sockets): the APIC ids differ only with dies (captured: -smp 6,dies=2 is
+        # sockets=1,cores=3 on q35, sockets=3,cores=1 on pc-q35-5.2); refusals.refuse swaps
+        # them back on an older machine type (Vm.smp_cores_filled)
+        sockets, cores = 1, maxcpus // (dies * threads) or 1
     elif not sockets:
         sockets = max(1, maxcpus // (dies * cores * threads))
     elif not cores:
@@ -182,7 +186,8 @@ def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...]]:
             f"-smp {text}: QEMU refuses it: 'Invalid CPU topology: maxcpus must be equal to or "
             f"greater than smp' (maxcpus {maxcpus} < cpus {cpus})",
         )
-    return Topology(cpus, maxcpus, sockets, dies, cores, threads), zeros
+    filled = dies > 1 and not vals.get("sockets") and not vals.get("cores")
+    return Topology(cpus, maxcpus, sockets, dies, cores, threads), zeros, filled
 
 
 _CONTINUATION = re.compile(r"(?<!\\)((?:\\\\)*)\\\n")
@@ -238,6 +243,7 @@ def parse_command_line(
     machine_options: dict[str, str] = {}
     topology = Topology()
     smp_zero: tuple[str, ...] = ()
+    smp_cores_filled = False
     memory = ""
     devices: list[DeviceSpec] = []
     objects: list[dict[str, str]] = []
@@ -293,7 +299,7 @@ def parse_command_line(
         elif norm == "-cpu":  # registers nothing; its x2apic decides large APIC ids
             cpu = value
         elif norm == "-smp":
-            topology, smp_zero = _smp(value, origin)
+            topology, smp_zero, smp_cores_filled = _smp(value, origin)
         elif norm == "-m":
             head, props = _props(value, origin, "size")
             if head and not _size_ok(head):
@@ -379,6 +385,7 @@ def parse_command_line(
         newer_options=tuple(newer),
         newer_values=tuple(newer_values),
         smp_zero=smp_zero,
+        smp_cores_filled=smp_cores_filled,
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,

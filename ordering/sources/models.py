@@ -382,6 +382,7 @@ _FEATURES = (
     "kvm_userspace_apic_refused",
     "intremap_needs_userspace_ioapic",
     "eim_needs_kvm_split",
+    "amd_iommu_x2apic_needs_xtsup",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
