@@ -18,6 +18,7 @@ import pytest
 from conftest import qemu_binary
 
 from ordering.apic_ids import apic_id_limit, first_x2apic_index
+from ordering.cli import main
 from ordering.errors import ScenarioError
 from ordering.model.vm import HotplugStep, Topology, Vm
 from ordering.order import derive
@@ -205,3 +206,24 @@ def test_dies_without_sockets_or_cores_fill_as_the_machine_type_does(machine: st
     vm = parse_command_line(f"-nodefaults -machine {machine} -smp 6,dies=2 -m 64")
     order = derive(K.release("7.2"), vm)
     assert [s.section.instance_id for s in order.steps if s.section.idstr == "apic"] == ids
+
+
+@pytest.mark.parametrize("command", ["check", "order", "simulate", "explore", "timeline"])
+def test_every_command_that_derives_an_order_refuses_with_exit_2_and_one_line(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main([command, "--qemu", "10.0", "--", "qemu-system-x86_64", "-nodefaults", "-machine", "q35", "-smp", "256"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.count("\n") == 1
+    assert "QEMU 10.0 aborts: 'APIC ID 255 requires x2APIC feature in CPU'" in err
+
+
+def test_a_destination_that_refuses_the_apic_ids_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    """11.1 starts 256 vCPUs with -cpu max under TCG; a 7.2 destination does not."""
+    args = ["qemu-system-x86_64", "-nodefaults", "-machine", "pc-q35-7.2", "-smp", "256", "-cpu", "max"]
+    code = main(["check", "--from", "11.1", "--to", "7.2", "--", *args])
+    out, _ = capsys.readouterr()
+    assert code == 1
+    assert "REFUSES the VM: QEMU 7.2 does not start it: -smp 256: QEMU 7.2 refuses it: 'current -smp" in out
+    assert main(["check", "--from", "11.1", "--to", "11.1", "--", *args]) == 0
