@@ -33,7 +33,10 @@ from ordering.model.vm import Topology, Vm
 XAPIC_IDS = 255
 """xAPIC ids are 0..254 (255 is the broadcast id): a higher id needs x2APIC."""
 
-_IRQCHIP_IN_KERNEL = frozenset({"on", "split", "true", "yes"})
+_IRQCHIP_IN_KERNEL = frozenset({"on", "split"})
+_IRQCHIP_VALUES = frozenset({"on", "off", "split"})
+"""KVM's ``kernel-irqchip`` is OnOffSplit: anything else is refused under KVM (captured on 7.2
+and 11.1: "Parameter 'kernel-irqchip' does not accept value 'yes'"); TCG ignores it."""
 
 
 def accelerator(vm: Vm) -> str:
@@ -144,6 +147,13 @@ def check_apic_ids(vm: Vm, release: Release) -> None:
     models = release.cpu_models
     if model and models is not None and model not in models.names | {"host"}:
         raise ScenarioError(where, f"-cpu {vm.cpu}: QEMU {release.name} refuses it: 'unable to find CPU model '{model}''")
+    irqchip = vm.machine_options.get("kernel-irqchip", "on")
+    if accel == "kvm" and irqchip not in _IRQCHIP_VALUES:
+        raise ScenarioError(
+            where,
+            f"-machine kernel-irqchip={irqchip}: QEMU {release.name} refuses it: \"can't apply global "
+            f"kvm-accel.kernel-irqchip={irqchip}: Parameter 'kernel-irqchip' does not accept value '{irqchip}'\"",
+        )
     if accel == "kvm" and f.kvm_userspace_apic_refused and not kernel_irqchip(vm):
         raise ScenarioError(
             where,

@@ -52,7 +52,7 @@ def _verdict(release: str, args: str) -> str:
 def test_every_probe_agrees() -> None:
     """Each probed command line: migorder accepts exactly what the real binary started, and
     refuses with the binary's own first error line."""
-    assert len(PROBES) > 970
+    assert len(PROBES) > 980
     wrong = []
     for release, args, accepted, message in PROBES:
         if (release, args) in HOST_DEPENDENT:
@@ -97,6 +97,9 @@ def test_probes_cover_both_answers_per_release() -> None:
     ("10.0", "-machine q35 -device intel-iommu,intremap=off,eim=on", "'eim=on cannot be selected without intremap=on'"),
     # -accel takes one accelerator
     ("7.2", "-machine q35 -accel kvm:tcg", "'invalid accelerator kvm:tcg'"),
+    # KVM's kernel-irqchip is on, off or split; -accel's properties are spelled with dashes
+    ("7.2", "-machine q35,kernel-irqchip=true -accel kvm", "\"Parameter 'kernel-irqchip' does not accept value 'true'\""),
+    ("11.1", "-machine q35 -accel kvm,kernel_irqchip=split", "\"Property 'kvm-accel.kernel_irqchip' not found\""),
     # -cpu: a model the binary lists (names are case-sensitive), host only under KVM
     ("7.2", "-machine q35 -cpu Frobnicator", "QEMU 7.2 refuses it: 'unable to find CPU model 'Frobnicator''"),
     ("10.0", "-machine q35 -cpu frobnicator,+x2apic", "'unable to find CPU model 'frobnicator''"),
@@ -130,6 +133,8 @@ def test_refused_in_qemus_words(release: str, args: str, refusal: str) -> None:
     ("7.2", "-machine q35 -smp 4 -accel kvm -machine kernel-irqchip=off -device intel-iommu,intremap=on"),
     ("11.1", "-machine q35 -accel tcg -accel kvm -smp 255"),  # the first -accel that starts wins
     ("11.1", "-machine q35 -smp 2 -accel kvm -cpu host"),
+    ("11.1", "-machine q35,kernel-irqchip=maybe -accel tcg"),  # TCG ignores it
+    ("11.1", "-machine q35,kernel_irqchip=split -accel kvm -device intel-iommu,intremap=on"),
     ("10.0", "-machine q35 -smp 256 -accel kvm -device amd-iommu,xtsup=on"),
     ("7.2", "-machine q35 -smp 256 -accel kvm -device amd-iommu"),  # 7.2 has no xtsup check
     ("11.1", "-machine q35 -smp 256 -cpu max -device amd-iommu,intremap=on"),  # TCG: no xtsup check

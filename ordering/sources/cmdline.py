@@ -294,6 +294,9 @@ def parse_command_line(
             if ":" in head:  # only -machine accel= takes a list (captured on 7.2)
                 raise ScenarioError(origin, f"-accel {value}: QEMU refuses it: 'invalid accelerator {head}'")
             machine_options.setdefault("accel", head)  # QEMU tries each -accel in turn: the first starts
+            for key in props:
+                if "_" in key:  # -accel takes dashes only (unlike -machine; captured on 11.1)
+                    raise ScenarioError(origin, f"-accel {value}: QEMU refuses it: \"Property '{head}-accel.{key}' not found\"")
             if "kernel-irqchip" in props:  # -accel kvm,kernel-irqchip=split is -machine's option too
                 machine_options["kernel-irqchip"] = props["kernel-irqchip"]
         elif norm == "-cpu":  # registers nothing; its x2apic decides large APIC ids
