@@ -98,7 +98,7 @@ def test_probes_cover_both_answers_per_release() -> None:
     # -accel takes one accelerator
     ("7.2", "-machine q35 -accel kvm:tcg", "'invalid accelerator kvm:tcg'"),
     # KVM's kernel-irqchip is on, off or split; -accel's properties are spelled with dashes
-    ("7.2", "-machine q35,kernel-irqchip=true -accel kvm", "\"Parameter 'kernel-irqchip' does not accept value 'true'\""),
+    ("7.2", "-machine q35,kernel-irqchip=true -accel kvm", "Parameter 'kernel-irqchip' does not accept value 'true'\""),
     ("11.1", "-machine q35 -accel kvm,kernel_irqchip=split", "\"Property 'kvm-accel.kernel_irqchip' not found\""),
     # -cpu: a model the binary lists (names are case-sensitive), host only under KVM
     ("7.2", "-machine q35 -cpu Frobnicator", "QEMU 7.2 refuses it: 'unable to find CPU model 'Frobnicator''"),
