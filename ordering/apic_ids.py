@@ -28,7 +28,7 @@ from __future__ import annotations
 from ordering.errors import ScenarioError
 from ordering.model.machine import is_on
 from ordering.model.release import Release
-from ordering.model.vm import Topology, Vm
+from ordering.model.vm import DeviceSpec, Topology, Vm
 
 XAPIC_IDS = 255
 """xAPIC ids are 0..254 (255 is the broadcast id): a higher id needs x2APIC."""
@@ -168,7 +168,6 @@ def check_apic_ids(vm: Vm, release: Release) -> None:
         raise ScenarioError(where, f"-cpu {vm.cpu}: QEMU {release.name} refuses it: 'CPU model 'host' requires KVM or HVF'")
     if limit > XAPIC_IDS and f.x2apic_needs_cpu_feature:
         _check_limit(vm, release, accel, limit)
-    check_interrupt_remapping(vm, release, accel, limit)
 
 
 def _check_limit(vm: Vm, release: Release, accel: str, limit: int) -> None:
@@ -192,53 +191,57 @@ def _check_limit(vm: Vm, release: Release, accel: str, limit: int) -> None:
             _check_cpu_feature(vm, release, accel, t.apic_id(index), f"{smp}: vCPU {index}")
 
 
-_X86_IOMMUS = frozenset({"intel-iommu", "amd-iommu"})
+X86_IOMMUS = frozenset({"intel-iommu", "amd-iommu"})
 """Both share x86-iommu's realize (hw/i386/x86-iommu.c), which checks interrupt remapping."""
 
 
-def check_interrupt_remapping(vm: Vm, release: Release, accel: str, limit: int = 0) -> None:
-    """An x86 vIOMMU's interrupt remapping against the irqchip (captured on 7.2, 10.0, 11.1):
+def check_interrupt_remapping(vm: Vm, release: Release, spec: DeviceSpec) -> None:
+    """One x86 vIOMMU's interrupt remapping against the irqchip (captured on 7.2, 10.0, 11.1):
     ``intremap`` (default auto: on unless KVM keeps the whole irqchip in the kernel) cannot
     work with ``kernel-irqchip=on``; ``eim=on`` needs interrupt remapping, and on 7.2 KVM with
-    ``kernel-irqchip=split`` too; under KVM, ``amd-iommu`` with APIC ids from 255 up (``limit``:
-    :func:`apic_id_limit`) needs ``xtsup=on`` on releases with ``amd_iommu_x2apic_needs_xtsup``.
-    Nothing is scanned unless one of these could apply.
+    ``kernel-irqchip=split`` too; under KVM, ``amd-iommu`` with APIC ids from 255 up
+    (:func:`apic_id_limit`) needs ``xtsup=on`` on releases with ``amd_iommu_x2apic_needs_xtsup``.
+    Called for the vIOMMU only (:func:`ordering.refusals.check_device`: once per device type,
+    and QEMU takes one x86 vIOMMU), so it costs nothing per device.
 
     >>> from ordering.sources.models import load_knowledge
     >>> from ordering.sources.cmdline import parse_command_line
     >>> vm = parse_command_line("-machine q35 -accel kvm -device intel-iommu,intremap=on")
-    >>> check_interrupt_remapping(vm, load_knowledge().release("11.1"), "kvm")
+    >>> check_interrupt_remapping(vm, load_knowledge().release("11.1"), vm.devices[0])
     Traceback (most recent call last):
     ...
     ordering.errors.ScenarioError: command line: argument 5 (-device): -device intel-iommu,intremap=on: QEMU 11.1 refuses it: 'Interrupt Remapping cannot work with kernel-irqchip=on, please use 'split|off'.'
     """
+    if spec.driver not in X86_IOMMUS:
+        return
     f = release.features
+    accel = accelerator(vm)
     irqchip = vm.machine_options.get("kernel-irqchip", "on")
     all_kernel = accel == "kvm" and kernel_irqchip(vm) and irqchip != "split"
     split = accel == "kvm" and irqchip == "split"
-    xtsup = accel == "kvm" and limit > XAPIC_IDS and f.amd_iommu_x2apic_needs_xtsup
-    if split and not f.eim_needs_kvm_split and not xtsup:
-        return
-    for spec in vm.devices:
-        if spec.driver not in _X86_IOMMUS:
-            continue
-        given = spec.props.get("intremap", "auto")
-        intremap = given == "on" or (given == "auto" and not all_kernel)
-        eim = spec.props.get("eim", "auto") if spec.driver == "intel-iommu" else "off"
+    given = spec.props.get("intremap", "auto")
+    intremap = given == "on" or (given == "auto" and not all_kernel)
+    eim = spec.props.get("eim", "auto") if spec.driver == "intel-iommu" else "off"
+    refusal = ""
+    if given == "on" and all_kernel and f.intremap_needs_userspace_ioapic:
+        refusal = "Interrupt Remapping cannot work with kernel-irqchip=on, please use 'split|off'."
+    elif eim == "on" and not intremap:
+        refusal = "eim=on cannot be selected without intremap=on"
+    elif eim == "on" and not split and f.eim_needs_kvm_split:
+        refusal = "eim=on requires accel=kvm,kernel-irqchip=split"
+    elif (
+        spec.driver == "amd-iommu"
+        and accel == "kvm"
+        and f.amd_iommu_x2apic_needs_xtsup
+        and not is_on(spec.props.get("xtsup", "off"))
+        and apic_id_limit(vm.topology) > XAPIC_IDS
+    ):
+        refusal = "AMD IOMMU with x2APIC configuration requires xtsup=on"
+    if refusal:
         said = ",".join(f"{k}={spec.props[k]}" for k in ("intremap", "eim") if k in spec.props)
-        refusal = ""
-        if given == "on" and all_kernel and f.intremap_needs_userspace_ioapic:
-            refusal = "Interrupt Remapping cannot work with kernel-irqchip=on, please use 'split|off'."
-        elif eim == "on" and not intremap:
-            refusal = "eim=on cannot be selected without intremap=on"
-        elif eim == "on" and not split and f.eim_needs_kvm_split:
-            refusal = "eim=on requires accel=kvm,kernel-irqchip=split"
-        elif spec.driver == "amd-iommu" and xtsup and not is_on(spec.props.get("xtsup", "off")):
-            refusal = "AMD IOMMU with x2APIC configuration requires xtsup=on"
-        if refusal:
-            raise ScenarioError(
-                spec.origin, f"-device {spec.driver}{',' + said if said else ''}: QEMU {release.name} refuses it: '{refusal}'"
-            )
+        raise ScenarioError(
+            spec.origin, f"-device {spec.driver}{',' + said if said else ''}: QEMU {release.name} refuses it: '{refusal}'"
+        )
 
 
 def check_hotplug_cpu(vm: Vm, release: Release, index: int) -> None:

@@ -17,7 +17,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from ordering.apic_ids import check_apic_ids, check_hotplug_cpu
+from ordering.apic_ids import (
+    X86_IOMMUS,
+    check_apic_ids,
+    check_hotplug_cpu,
+    check_interrupt_remapping,
+)
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
     DeviceType,
@@ -157,6 +162,8 @@ def check_device(release: Release, layout: MachineLayout, vm: Vm, spec: DeviceSp
         )
     if dtype.audiodev:
         check_audiodev(release, vm, spec, dtype)
+    if spec.driver in X86_IOMMUS:
+        check_interrupt_remapping(vm, release, spec)
     check_properties(release, spec)
     return dtype
 
