@@ -106,7 +106,10 @@ def test_probes_cover_both_answers_per_release() -> None:
      "'Number of SMP cpus requested (4096) exceeds the maximum cpus supported by KVM (1024)'"),
     ("11.1", "-machine q35 -smp 1,maxcpus=4096 -accel kvm",
      "'Number of hotpluggable cpus requested (4096) exceeds the maximum cpus supported by KVM (1024)'"),
-    # one x86 vIOMMU (an intel-iommu beside an amd-iommu is not caught: a per-type limit)
+    # one x86 vIOMMU, of either type
+    ("11.1", "-machine q35 -device intel-iommu -device amd-iommu",
+     "argument 7 (-device): -device amd-iommu: QEMU refuses it: 'QEMU does not support multiple vIOMMUs for x86 yet.'"),
+    ("7.2", "-machine q35 -device amd-iommu -device intel-iommu", "argument 7 (-device): -device intel-iommu: QEMU refuses"),
     ("7.2", "-machine q35 -device intel-iommu -device intel-iommu", "'QEMU does not support multiple vIOMMUs for x86 yet.'"),
     ("10.0", "-machine q35 -device amd-iommu -device amd-iommu", "'QEMU does not support multiple vIOMMUs for x86 yet.'"),
     # -cpu: a model the binary lists (names are case-sensitive), host only under KVM
