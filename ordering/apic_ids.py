@@ -26,7 +26,7 @@ Nothing here is per vCPU: the first vCPU with an id of 255 or more is found by b
 from __future__ import annotations
 
 from ordering.errors import ScenarioError
-from ordering.model.machine import is_on
+from ordering.model.machine import MachineLayout, is_on
 from ordering.model.release import Release
 from ordering.model.vm import DeviceSpec, Topology, Vm
 
@@ -263,6 +263,39 @@ def check_interrupt_remapping(vm: Vm, release: Release, spec: DeviceSpec) -> Non
         raise ScenarioError(
             spec.origin, f"-device {spec.driver}{',' + said if said else ''}: QEMU {release.name} refuses it: '{refusal}'"
         )
+
+
+_NEWER_SMP_LEVELS = frozenset({"books", "drawers", "modules"})
+
+
+def check_smp_levels(vm: Vm, layout: MachineLayout, release: Release) -> None:
+    """``-smp`` levels beyond sockets, cores and threads: one the release does not know is
+    refused whatever its value; one the machine's CPU topology lacks, above 1 (captured on 7.2,
+    10.0 and 11.1, q35 and virt). ``dies`` is checked here too: virt has none.
+
+    >>> from ordering.sources.models import load_knowledge
+    >>> from ordering.sources.cmdline import parse_command_line
+    >>> rel = load_knowledge().release("11.1")
+    >>> check_smp_levels(parse_command_line("-machine q35 -smp 8,clusters=2"), rel.machine("q35")[0], rel)
+    Traceback (most recent call last):
+    ...
+    ordering.errors.ScenarioError: command line: -smp ...,clusters=2: QEMU 11.1 refuses it: 'clusters > 1 not supported by this machine's CPU topology'
+    """
+    given = dict(vm.smp_levels)
+    if vm.topology.dies > 1:
+        given["dies"] = vm.topology.dies
+    newer = release.features.smp_books_drawers_modules
+    for level, value in given.items():
+        if level in _NEWER_SMP_LEVELS and not newer:
+            raise ScenarioError(
+                vm.source or vm.name, f"-smp ...,{level}={value}: QEMU {release.name} refuses it: \"Parameter 'smp.{level}' is unexpected\""
+            )
+        if value > 1 and layout.smp_levels and level not in layout.smp_levels:
+            raise ScenarioError(
+                vm.source or vm.name,
+                f"-smp ...,{level}={value}: QEMU {release.name} refuses it: '{level}{' > 1' if newer else ''} not "
+                "supported by this machine's CPU topology'",
+            )
 
 
 def check_hotplug_cpu(vm: Vm, release: Release, index: int) -> None:

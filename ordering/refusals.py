@@ -22,6 +22,7 @@ from ordering.apic_ids import (
     check_apic_ids,
     check_hotplug_cpu,
     check_interrupt_remapping,
+    check_smp_levels,
 )
 from ordering.errors import ScenarioError
 from ordering.model.machine import (
@@ -280,6 +281,7 @@ def check_topology(vm: Vm, layout: MachineLayout, release: Release, machine_type
     given as 0 refused where the release refuses it (7.2 only warned, reading it as omitted),
     and APIC ids from 255 up as the release takes them (:mod:`ordering.apic_ids`)."""
     where = vm.source or vm.name
+    check_smp_levels(vm, layout, release)  # clusters, modules, books, drawers, dies
     if layout.max_cpus and vm.topology.maxcpus > layout.max_cpus:
         raise ScenarioError(
             where,

@@ -9,6 +9,7 @@ intel-iommu); :func:`test_every_probe_agrees` holds migorder to all of them.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 from dataclasses import replace
@@ -53,7 +54,7 @@ def _verdict(release: str, args: str) -> str:
 def test_every_probe_agrees() -> None:
     """Each probed command line: migorder accepts exactly what the real binary started, and
     refuses with the binary's own first error line."""
-    assert len(PROBES) > 985
+    assert len(PROBES) > 1020
     wrong = []
     for release, args, accepted, message in PROBES:
         if (release, args) in HOST_DEPENDENT:
@@ -244,3 +245,30 @@ def test_a_destination_that_refuses_the_apic_ids_is_said(capsys: pytest.CaptureF
     assert code == 1
     assert "REFUSES the VM: QEMU 7.2 does not start it: -smp 256: QEMU 7.2 refuses it: 'current -smp" in out
     assert main(["check", "--from", "11.1", "--to", "11.1", "--", *args]) == 0
+
+
+@pytest.mark.parametrize(("release", "smp", "refusal"), [
+    ("7.2", "8,modules=2", "\"Parameter 'smp.modules' is unexpected\""),
+    ("7.2", "8,dies=2", "'dies not supported by this machine's CPU topology'"),
+    ("11.1", "8,dies=2", "'dies > 1 not supported by this machine's CPU topology'"),
+    ("11.1", "8,modules=2", "'modules > 1 not supported by this machine's CPU topology'"),
+    ("11.1", "8,books=2", "'books > 1 not supported by this machine's CPU topology'"),
+    ("7.2", "8,clusters=2", ""),
+    ("11.1", "8,clusters=2", ""),
+    ("11.1", "8,modules=1", ""),
+])
+def test_virt_smp_levels_as_captured(release: str, smp: str, refusal: str) -> None:
+    """Captured with qemu-system-aarch64 7.2 and 11.1, -machine virt -cpu cortex-a57."""
+    vm = parse_command_line(["qemu-system-aarch64", "-nodefaults", "-machine", "virt", "-smp", smp])
+    if refusal:
+        with pytest.raises(ScenarioError, match=re.escape(refusal)):
+            refuse(K.release(release), vm)
+    else:
+        refuse(K.release(release), vm)
+
+
+def test_modules_make_apic_ids_as_captured() -> None:
+    """Captured on 11.1 (migorder capture; query-cpus-fast shows module-id 0 and 1):
+    -smp 6,modules=2 is 2 modules of 3 cores, APIC ids 0,1,2,4,5,6."""
+    order = derive(K.release("11.1"), parse_command_line("-nodefaults -machine q35 -smp 6,modules=2 -m 64"))
+    assert [s.section.instance_id for s in order.steps if s.section.idstr == "apic"] == [0, 1, 2, 4, 5, 6]

@@ -201,6 +201,9 @@ class MachineLayout:
     ide_buses: int = 0
     max_cpus: int = 0
     """The machine type's ``max_cpus``: QEMU refuses a larger ``maxcpus`` (0: not known)."""
+    smp_levels: tuple[str, ...] = ()
+    """``-smp`` levels beyond sockets, cores and threads the machine's CPU topology has (x86:
+    dies, modules; virt: clusters): another one above 1 is refused."""
     virtio_mmio: tuple[int, int, int] = (0, 0, 0)
     """The board's virtio-mmio transports: (count, base address, stride); a ``-device
     virtio-*-device`` takes the free one with the highest address."""

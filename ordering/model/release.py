@@ -107,6 +107,10 @@ class Features:
     ``device_add``, which kills the running VM) instead of exiting or failing the command."""
     intremap_needs_userspace_ioapic: bool = False
     """``intel-iommu,intremap=on`` under KVM with ``kernel-irqchip=on`` is refused."""
+    smp_books_drawers_modules: bool = False
+    """``-smp`` takes ``books``, ``drawers`` and ``modules`` (before: "Parameter 'smp.books' is
+    unexpected"), and refuses a level the machine lacks as "books > 1 not supported by this
+    machine's CPU topology" (7.2: "dies not supported by ...")."""
     amd_iommu_x2apic_needs_xtsup: bool = False
     """Under KVM, ``amd-iommu`` with APIC ids from 255 up needs ``xtsup=on``."""
     eim_needs_kvm_split: bool = False

@@ -31,24 +31,29 @@ class Topology:
     dies: int = 1
     cores: int = 1
     threads: int = 1
+    modules: int = 1
+    """x86's modules (between dies and cores; ``-smp ...,modules=`` from 9.1)."""
 
     def apic_id(self, index: int) -> int:
         """The initial APIC id of vCPU ``index`` (x86 packs each level into a power of two).
 
         >>> Topology(cpus=6, maxcpus=6, sockets=2, cores=3).apic_id(3)
         4
+        >>> [Topology(cpus=6, maxcpus=6, cores=3, modules=2).apic_id(i) for i in range(6)]
+        [0, 1, 2, 4, 5, 6]
         """
         thread = index % self.threads
         core = (index // self.threads) % self.cores
-        die = (index // (self.threads * self.cores)) % self.dies
-        socket = index // (self.threads * self.cores * self.dies)
-        tw, cw, dw = self._widths
-        return (((socket << dw | die) << cw | core) << tw) | thread
+        module = (index // (self.threads * self.cores)) % self.modules
+        die = (index // (self.threads * self.cores * self.modules)) % self.dies
+        socket = index // (self.threads * self.cores * self.modules * self.dies)
+        tw, cw, mw, dw = self._widths
+        return ((((socket << dw | die) << mw | module) << cw | core) << tw) | thread
 
     @cached_property
-    def _widths(self) -> tuple[int, int, int]:
-        """Bits of the thread, core and die fields: ceil(log2(count)) each."""
-        return tuple(max(0, (n - 1).bit_length()) for n in (self.threads, self.cores, self.dies))  # type: ignore[return-value]
+    def _widths(self) -> tuple[int, int, int, int]:
+        """Bits of the thread, core, module and die fields: ceil(log2(count)) each."""
+        return tuple(max(0, (n - 1).bit_length()) for n in (self.threads, self.cores, self.modules, self.dies))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -181,6 +186,9 @@ class Vm:
     """The QEMU binary the command line names first (``qemu-system-x86_64``), if any."""
     cpu: str = ""
     """``-cpu`` as given (``qemu64,+x2apic``); empty for the binary's default model."""
+    smp_levels: Mapping[str, int] = field(default_factory=dict)
+    """``-smp`` levels given beyond sockets, dies, cores and threads (``clusters``, ``modules``,
+    ``books``, ``drawers``), as given: the release and machine decide whether QEMU takes them."""
     smp_cores_filled: bool = False
     """``-smp`` gave dies but neither sockets nor cores: cores were filled (machine types
     since 6.2); an older machine type fills sockets instead (:func:`ordering.refusals.refuse`)."""

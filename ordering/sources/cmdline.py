@@ -129,10 +129,12 @@ def _size_ok(text: str) -> bool:
     return qemu_size(text, "m") is not None
 
 
-_SMP_KEYS = ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers")
+_SMP_KEYS = ("maxcpus", "sockets", "dies", "cores", "threads", "clusters", "books", "drawers", "modules")
+_SMP_LEVELS = ("clusters", "modules", "books", "drawers")
+"""Levels a machine or release may lack (Vm.smp_levels; judged in ordering.apic_ids)."""
 
 
-def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...], bool]:
+def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...], bool, dict[str, int]]:
     """``-smp``: the topology, and the parameters given as 0. A 0 is read as omitted here (as
     7.2 does, with a warning); releases that refuse it do so in :mod:`ordering.refusals`.
     Nothing is allocated per vCPU: the machine's ``max_cpus`` is checked there too."""
@@ -158,27 +160,30 @@ def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...], bool]:
     cpus = vals.get("cpus", 0)
     sockets = vals.get("sockets", 0)
     dies = vals.get("dies", 1)
+    modules = vals.get("modules", 1)
+    dm = dies * modules  # x86 modules sit between dies and cores (ordering.model.vm.Topology)
     cores = vals.get("cores", 0)
     threads = vals.get("threads", 1)
     maxcpus = vals.get("maxcpus", 0)
     if not cpus:
-        cpus = maxcpus or (sockets or 1) * dies * (cores or 1) * threads
+        cpus = maxcpus or (sockets or 1) * dm * (cores or 1) * threads
     maxcpus = maxcpus or cpus
     if not sockets and not cores:
         # machine types since 6.2 fill cores first, older ones sockets (hw/core/machine-smp.c
         # prefer_sockets): the APIC ids differ only with dies (captured: -smp 6,dies=2 is
         # sockets=1,cores=3 on q35, sockets=3,cores=1 on pc-q35-5.2); refusals.refuse swaps
         # them back on an older machine type (Vm.smp_cores_filled)
-        sockets, cores = 1, maxcpus // (dies * threads) or 1
+        sockets, cores = 1, maxcpus // (dm * threads) or 1
     elif not sockets:
-        sockets = max(1, maxcpus // (dies * cores * threads))
+        sockets = max(1, maxcpus // (dm * cores * threads))
     elif not cores:
-        cores = max(1, maxcpus // (sockets * dies * threads))
-    if sockets * dies * cores * threads != maxcpus:
+        cores = max(1, maxcpus // (sockets * dm * threads))
+    if sockets * dm * cores * threads != maxcpus:
+        mods = f"{modules}*" if modules > 1 else ""
         raise ScenarioError(
             origin,
-            f"-smp {text}: expected sockets*dies*cores*threads == maxcpus "
-            f"({sockets}*{dies}*{cores}*{threads} != {maxcpus}), as QEMU requires",
+            f"-smp {text}: expected sockets*dies*{'modules*' if mods else ''}cores*threads == maxcpus "
+            f"({sockets}*{dies}*{mods}{cores}*{threads} != {maxcpus}), as QEMU requires",
         )
     if cpus > maxcpus:
         raise ScenarioError(
@@ -186,8 +191,9 @@ def _smp(text: str, origin: str) -> tuple[Topology, tuple[str, ...], bool]:
             f"-smp {text}: QEMU refuses it: 'Invalid CPU topology: maxcpus must be equal to or "
             f"greater than smp' (maxcpus {maxcpus} < cpus {cpus})",
         )
-    filled = dies > 1 and not vals.get("sockets") and not vals.get("cores")
-    return Topology(cpus, maxcpus, sockets, dies, cores, threads), zeros, filled
+    filled = dm > 1 and not vals.get("sockets") and not vals.get("cores")
+    levels = {k: v for k, v in given.items() if k in _SMP_LEVELS}
+    return Topology(cpus, maxcpus, sockets, dies, cores, threads, modules), zeros, filled, levels
 
 
 _CONTINUATION = re.compile(r"(?<!\\)((?:\\\\)*)\\\n")
@@ -244,6 +250,7 @@ def parse_command_line(
     topology = Topology()
     smp_zero: tuple[str, ...] = ()
     smp_cores_filled = False
+    smp_levels: dict[str, int] = {}
     memory = ""
     devices: list[DeviceSpec] = []
     objects: list[dict[str, str]] = []
@@ -302,7 +309,7 @@ def parse_command_line(
         elif norm == "-cpu":  # registers nothing; its x2apic decides large APIC ids
             cpu = value
         elif norm == "-smp":
-            topology, smp_zero, smp_cores_filled = _smp(value, origin)
+            topology, smp_zero, smp_cores_filled, smp_levels = _smp(value, origin)
         elif norm == "-m":
             head, props = _props(value, origin, "size")
             if head and not _size_ok(head):
@@ -389,6 +396,7 @@ def parse_command_line(
         newer_values=tuple(newer_values),
         smp_zero=smp_zero,
         smp_cores_filled=smp_cores_filled,
+        smp_levels=smp_levels,
         # -global migration.PROP=VALUE sets a migration property (store-global-state ...)
         migration={p: v for d, p, v in globals_ if d == "migration"},
         source=where,

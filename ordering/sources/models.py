@@ -329,7 +329,8 @@ def _child_bus_keys(t: Table) -> dict[str, Any]:
 _MACHINE_KEYS = frozenset(
     {"machine", "aliases", "arch", "default_bus", "root_bus_kind", "source", "reserved_slots",
      "boot", "cpu", "platform", "late", "hotplug_cpu", "options", "notes", "release",
-     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug", "virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride", "max_cpus", "max_cpus_source"}
+     "apic_id", "cpus_hotpluggable", "modelled_options", "inert_options", "ide_buses", "usb_bus", "root_bus_hotplug", "virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride", "max_cpus", "max_cpus_source",
+     "smp_levels", "smp_levels_source"}
 )
 
 
@@ -355,6 +356,7 @@ def read_machine(path: Path) -> MachineLayout:
         inert_options=frozenset(t.texts("inert_options", ())),
         ide_buses=t.integer("ide_buses", 0),
         max_cpus=t.integer("max_cpus", 0),
+        smp_levels=t.texts("smp_levels", ()),
         virtio_mmio=tuple(t.integer(k, 0) for k in ("virtio_mmio", "virtio_mmio_base", "virtio_mmio_stride")),  # type: ignore[arg-type]
         root_bus_hotplug=t.text("root_bus_hotplug", "never"),
         usb_buses=tuple(_board_usb_bus(b) for b in t.tables("usb_bus")),
@@ -383,6 +385,7 @@ _FEATURES = (
     "intremap_needs_userspace_ioapic",
     "eim_needs_kvm_split",
     "amd_iommu_x2apic_needs_xtsup",
+    "smp_books_drawers_modules",
 )
 _RELEASE_KEYS = frozenset(
     {"release", "version", "source", "machines", "machines_source", "features", "priority",
