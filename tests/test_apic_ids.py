@@ -54,7 +54,7 @@ def _verdict(release: str, args: str) -> str:
 def test_every_probe_agrees() -> None:
     """Each probed command line: migorder accepts exactly what the real binary started, and
     refuses with the binary's own first error line."""
-    assert len(PROBES) > 1020
+    assert len(PROBES) > 1030
     wrong = []
     for release, args, accepted, message in PROBES:
         if (release, args) in HOST_DEPENDENT:
@@ -113,6 +113,10 @@ def test_probes_cover_both_answers_per_release() -> None:
     ("7.2", "-machine q35 -device amd-iommu -device intel-iommu", "argument 7 (-device): -device intel-iommu: QEMU refuses"),
     ("7.2", "-machine q35 -device intel-iommu -device intel-iommu", "'QEMU does not support multiple vIOMMUs for x86 yet.'"),
     ("10.0", "-machine q35 -device amd-iommu -device amd-iommu", "'QEMU does not support multiple vIOMMUs for x86 yet.'"),
+    # one way to choose the accelerator: -accel, or -machine accel= (which -enable-kvm is)
+    ("11.1", "-machine q35,accel=tcg -accel kvm", "'The -accel and \"-machine accel=\" options are incompatible'"),
+    ("7.2", "-enable-kvm -accel kvm -machine q35", "options are incompatible"),
+    ("7.2", "-enable-kvm -machine q35,accel=tcg -smp 256", "requires kernel irqchip"),  # the later one wins
     # -cpu: a model the binary lists (names are case-sensitive), host only under KVM
     ("7.2", "-machine q35 -cpu Frobnicator", "QEMU 7.2 refuses it: 'unable to find CPU model 'Frobnicator''"),
     ("10.0", "-machine q35 -cpu frobnicator,+x2apic", "'unable to find CPU model 'frobnicator''"),
@@ -147,6 +151,7 @@ def test_refused_in_qemus_words(release: str, args: str, refusal: str) -> None:
     ("11.1", "-machine q35 -accel tcg -accel kvm -smp 255"),  # the first -accel that starts wins
     ("11.1", "-machine q35 -smp 2 -accel kvm -cpu host"),
     ("11.1", "-machine q35,kernel-irqchip=maybe -accel tcg"),  # TCG ignores it
+    ("7.2", "-machine q35,accel=tcg -enable-kvm -smp 256"),  # -enable-kvm is accel=kvm, the later wins
     ("11.1", "-machine q35,kernel_irqchip=split -accel kvm -device intel-iommu,intremap=on"),
     ("10.0", "-machine q35 -smp 256 -accel kvm -device amd-iommu,xtsup=on"),
     ("7.2", "-machine q35 -smp 256 -accel kvm -device amd-iommu"),  # 7.2 has no xtsup check

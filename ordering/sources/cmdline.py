@@ -266,6 +266,8 @@ def parse_command_line(
     chardevs: list[str] = []
     firmware = ""
     cpu = ""
+    accels: list[tuple[str, str]] = []
+    """(form, origin) of each accelerator choice: -accel, or -machine accel= / -enable-kvm."""
     i = 0
     while i < len(args):
         opt = args[i]
@@ -282,8 +284,10 @@ def parse_command_line(
             removed.append(norm)
             i += 1
             continue
-        if norm == "-enable-kvm":  # -accel kvm; the first -accel QEMU can start wins
-            machine_options.setdefault("accel", "kvm")
+        if norm == "-enable-kvm":  # -machine accel=kvm (captured: the later of the two wins)
+            accels.append(("machine", origin))
+            _one_accel_form(accels)
+            machine_options["accel"] = "kvm"
             i += 1
             continue
         if norm in _UNSUPPORTED:
@@ -296,10 +300,15 @@ def parse_command_line(
             head, props = _props(value, origin, "type")
             machine = head or machine
             machine_options.update(machine_props(props))
+            if "accel" in props:
+                accels.append(("machine", origin))
+                _one_accel_form(accels)
         elif norm == "-accel":
             head, props = _props(value, origin, "accel")
             if ":" in head:  # only -machine accel= takes a list (captured on 7.2)
                 raise ScenarioError(origin, f"-accel {value}: QEMU refuses it: 'invalid accelerator {head}'")
+            accels.append(("accel", origin))
+            _one_accel_form(accels)
             machine_options.setdefault("accel", head)  # QEMU tries each -accel in turn: the first starts
             for key in props:
                 if "_" in key:  # -accel takes dashes only (unlike -machine; captured on 11.1)
@@ -404,6 +413,13 @@ def parse_command_line(
         chardevs=tuple(chardevs),
         cpu=cpu,
     )
+
+
+def _one_accel_form(accels: list[tuple[str, str]]) -> None:
+    """``-accel`` and ``-machine accel=`` (or ``-enable-kvm``, which is the latter) cannot be
+    mixed (captured on 7.2 and 11.1)."""
+    if len({form for form, _ in accels}) > 1:
+        raise ScenarioError(accels[-1][1], "QEMU refuses it: 'The -accel and \"-machine accel=\" options are incompatible'")
 
 
 def machine_props(props: dict[str, str]) -> dict[str, str]:
