@@ -19,7 +19,7 @@ from ordering.sources.scenario import read_scenario
 def test_options_that_register_nothing_are_accepted() -> None:
     vm = parse_command_line(
         "qemu-system-x86_64 -nodefaults -display none -S -accel tcg -monitor none -serial none "
-        "-machine q35,accel=tcg -m 128 -name vm1 -blockdev driver=null-co,node-name=n0 "
+        "-machine q35 -m 128 -name vm1 -blockdev driver=null-co,node-name=n0 "
         "-device virtio-blk-pci,drive=n0,id=d0"
     )
     assert vm.machine == "q35"
