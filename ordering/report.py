@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ordering._json_text import json_text as json_text  # re-exported: commands import it from here
-from ordering.apic_ids import XAPIC_IDS, apic_id_limit
+from ordering.apic_ids import KVM_MAX_VCPUS, XAPIC_IDS, apic_id_limit
 from ordering.check import CheckResult
 from ordering.model.machine import is_on
 from ordering.model.rule import Rule
@@ -52,6 +52,14 @@ def order_notes(order: LoadOrder) -> list[str]:
                 "APIC ids from 255 up under KVM: taken as QEMU starts them on a host kernel with "
                 "KVM_CAP_X2APIC_API (Linux 4.7+) and a host CPU with x2APIC; an older host refuses "
                 "'current -smp configuration requires kernel irqchip and X2APIC API support.'"
+            )
+        topology = order.vm.topology
+        if topology.maxcpus > KVM_MAX_VCPUS:
+            what, n = ("SMP", topology.cpus) if topology.cpus > KVM_MAX_VCPUS else ("hotpluggable", topology.maxcpus)
+            notes.append(
+                f"{n} vCPUs under KVM: taken as the hosts' KVM takes them (a kernel with CONFIG_MAXSMP "
+                f"takes 4096); a destination host with Linux x86's default refuses the VM: 'Number of {what} "
+                f"cpus requested ({n}) exceeds the maximum cpus supported by KVM ({KVM_MAX_VCPUS})'"
             )
         gic = order.vm.machine_options.get("gic-version", "")
         if gic in ("host", "max"):
