@@ -301,6 +301,7 @@ def test_more_vcpus_than_a_default_kvm_host_takes_is_a_note(args: str, words: st
     k = load_knowledge()
     order = derive(k.release("11.1"), parse_command_line(f"qemu-system-x86_64 -nodefaults {args}"))
     notes = [n for n in order_notes(order) if "exceeds the maximum cpus supported by KVM (1024)" in n]
-    assert len(notes) == 1 and words in notes[0]
+    assert len(notes) == 1
+    assert words in notes[0]
     small = derive(k.release("11.1"), parse_command_line("qemu-system-x86_64 -nodefaults -machine q35 -smp 1024 -accel kvm"))
     assert not any("supported by KVM" in n for n in order_notes(small))
