@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import z3
 
+from ordering.model.priority import UNINITIALIZED
 from ordering.model.release import Registration, Release
 from ordering.model.rule import Rule
 from ordering.smt import Candidate, candidates
@@ -151,6 +152,7 @@ def synthesize(release: Release, rules: Sequence[Rule], *, timeout_ms: int = 30_
     names = [lv.name for lv in levels]
     index = {lv.name: i for i, lv in enumerate(levels)}
     top = index["MIG_PRI_MAX"] * SCALE
+    zero = index[UNINITIALIZED] * SCALE if UNINITIALIZED in index else None
     needs, cands = _needs(release, rules)
     vacuous = tuple(r.id for r in rules if rule_is_vacuous(release, r))
     notes = tuple((v, c.note) for v, c in cands.items() if c.note)
@@ -164,6 +166,8 @@ def synthesize(release: Release, rules: Sequence[Rule], *, timeout_ms: int = 30_
                 s.add(x == current[v])
             else:
                 s.add(x >= 0, x < top)  # from the lowest level up to, not at, MIG_PRI_MAX
+                if zero is not None:  # 10.1+: save_state_priority maps 0 (UNINITIALIZED) to DEFAULT
+                    s.add(x != zero)
 
     # (a) any answer at all: tracked constraints give an unsat core.
     solver = z3.Solver()

@@ -105,3 +105,21 @@ def test_on_the_real_7_2_tree_the_patch_applies_and_verifies(capsys: pytest.Capt
     assert code == 0
     assert data["patch"].startswith("--- a/hw/intc/apic_common.c")
     assert data["round_trip"].startswith("BETTER")
+
+
+def test_never_proposes_uninitialized_which_qemu_sorts_as_default(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # vfio (a handler, fixed at DEFAULT) before apic, apic before the ITS: the ITS must go
+    # below LOW. MIG_PRI_UNINITIALIZED (0) is not below LOW: save_state_priority maps it to
+    # DEFAULT (10.1+), so only a new level between UNINITIALIZED and LOW serves.
+    rules = tmp_path / "low.toml"
+    rules.write_text(
+        '[[rule]]\nid = "vfio-first"\ntitle = "t"\nfirst = "vfio"\nthen = "apic"\n'
+        'consequence = "degraded"\nsymptom = "t"\nprovenance = ["test"]\n\n'
+        '[[rule]]\nid = "apic-first"\ntitle = "t"\nfirst = "apic"\nthen = "its"\n'
+        'consequence = "degraded"\nsymptom = "t"\nprovenance = ["test"]\n'
+    )
+    code, out, _ = run(capsys, "synthesize", "--qemu", "10.1", "--rules", str(rules), "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert "MIG_PRI_UNINITIALIZED" not in {c["after"] for c in data["changes"]}
+    assert data["round_trip"] == "BETTER (every rule guaranteed for every VM)"
