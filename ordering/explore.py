@@ -1,8 +1,8 @@
 """The explicit engine: walk an order space breadth-first, judge and simulate every order.
 
-A state is a VM after a sequence of moves (:mod:`ordering.order_space`): another machine type,
-a ``-device`` given last, a hot-plugged vCPU, a device unplugged and replugged, the
-``any-order`` hot-plug steps permuted. Each state is derived afresh (refuse → place → register
+A state is a VM started on one of the machine types it may carry, after a sequence of moves
+(:mod:`ordering.order_space`): a ``-device`` given last, a hot-plugged vCPU, a device unplugged
+and replugged, the ``any-order`` hot-plug steps permuted. Each state is derived afresh (refuse → place → register
 → sort: a move QEMU refuses is not a state), its rule instances judged
 (:func:`ordering.verdict.judge`) and its order replayed over the device behaviours
 (:func:`ordering.sim.simulate`), so failures that depend on guest state are found too.
@@ -13,7 +13,7 @@ such section are one state; interchangeable devices (same driver, properties and
 of their own) and untargeted vCPUs are taken in one canonical order. Breadth-first, so the
 first counterexample found for a rule or failure class is a shortest sequence of moves.
 
-Bounded: at most ``bound`` moves, ``max_states`` distinct orders and ``timeout`` seconds; a run
+Bounded: at most ``bound`` moves from each machine type, ``max_states`` distinct orders and ``timeout`` seconds; a run
 stopped early says UNKNOWN for what it did not refute, never PROVED. The frontier holds only
 move sequences, not orders, so memory stays proportional to the states bound.
 """
@@ -157,7 +157,9 @@ def explore(
     live: set[str] = set()
     failure_classes: list[str] = []
     seen: set[tuple[object, ...]] = set()
-    queue: deque[tuple[Move, ...]] = deque([()])
+    # Each machine type the VM may carry is a start of its own, not a step: the bound counts
+    # only the steps taken from each start.
+    queue: deque[tuple[Move, ...]] = deque([(), *((m,) for m in all_moves if m.kind == "machine")])
     states = refused = 0
     dest_refusals: list[str] = []
     stopped = ""
@@ -190,7 +192,7 @@ def explore(
             states += 1
             _evaluate(space, rules, seq, vm, order, found, live, failure_classes, dest_live)
         # A move may make a VM the destination refuses acceptable (an older machine type).
-        if len(seq) < space.hotplug_bound:
+        if _steps(seq) < space.hotplug_bound:
             queue.extend((*seq, m) for m in all_moves if _allowed(seq, m, all_moves))
         if progress is not None:
             progress(states, len(queue))
@@ -309,12 +311,18 @@ def engine(name: str) -> Callable[..., tuple[SpaceVerdict, ...]] | None:
     return None
 
 
+def _steps(seq: tuple[Move, ...]) -> int:
+    """How many steps ``seq`` takes: a machine type is where it starts, not a step."""
+    return sum(1 for m in seq if m.kind != "machine")
+
+
 def _allowed(seq: tuple[Move, ...], m: Move, all_moves: Sequence[Move]) -> bool:
-    """Whether ``m`` may follow ``seq``: a machine type or hot-plug order only first, each move
-    once, and of interchangeable moves the earlier ones first (canonical symmetry breaking)."""
-    if m in seq:
+    """Whether ``m`` may follow ``seq``: a machine type never (each is a start of the queue), a
+    hot-plug order only as the first step, each move once, and of interchangeable moves the
+    earlier ones first (canonical symmetry breaking)."""
+    if m in seq or m.kind == "machine":
         return False
-    if m.kind in ("machine", "hotplug-order") and seq:
+    if m.kind == "hotplug-order" and _steps(seq):
         return False
     if m.symmetry:
         for other in all_moves:
@@ -406,7 +414,7 @@ def _verdicts(
 ) -> tuple[SpaceVerdict, ...]:
     covered = {"orders": states, "refused": refused, "destination_refused": len(dest_refusals),
                "moves": space.hotplug_bound}
-    where = space.describe() + " (a step: a -device given last, a vCPU hot-plug, a replug, a machine type)"
+    where = space.describe() + " (a step: a -device given last, a vCPU hot-plug, a replug; from each machine type)"
     if stopped:
         bound = {
             "states": f"the bound of {max_states} orders",

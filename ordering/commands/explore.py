@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="which engine answers (auto: explicit, the one that runs the simulator on each "
                    "order; graph and smt judge the rules only)")
     p.add_argument("--bound", type=int, default=2, metavar="N",
-                   help="at most N moves (reorder, hot-plug, replug, machine type) from the VM as given (default 2)")
+                   help="at most N moves (reorder, hot-plug, replug) from the VM as given, on each machine type it may carry (default 2)")
     p.add_argument("--max-orders", type=int, default=2000, metavar="N",
                    help="stop with UNKNOWN after N distinct orders (default 2000)")
     p.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS",

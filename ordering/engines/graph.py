@@ -24,6 +24,8 @@ from ordering.engines.slots import STAGES, SpaceModel, space_models
 from ordering.model.rule import Rule
 from ordering.space import OrderSpace, Outcome, SpaceVerdict, diff_steps
 
+NO_STEP = "QEMU's default order breaks it (no step needed)"
+
 
 class Witness:
     """A first that some order of the space loads after a then, and why."""
@@ -156,6 +158,10 @@ def verdict_of(model: SpaceModel, rule: Rule, w: Witness | None, compared: int, 
     """A :class:`SpaceVerdict` with its evidence from a witness (None: PROVED); a VM QEMU
     refuses to migrate as it stands says so in the reason (as the explicit engine does)."""
     v = _verdict_of(model, rule, w, compared, engine)
+    if model.machine and v.outcome is Outcome.COUNTEREXAMPLE:
+        start = f"start the VM with -machine {model.machine} (compat properties of that machine type)"
+        rest = tuple(s for s in v.steps if s != NO_STEP)
+        v = replace(v, reason=f"{v.reason} (on -machine {model.machine})", steps=(start, *rest))
     if model.blocked:
         v = replace(v, reason=f"{v.reason}; QEMU refuses to migrate this VM as it stands: {model.blocked}")
     return v
@@ -205,7 +211,7 @@ def _verdict_of(model: SpaceModel, rule: Rule, w: Witness | None, compared: int,
         else:
             steps += (f"register {f.label} ({STAGES[f.stage]})",)
     elif not model.universal:
-        steps = ("QEMU's default order breaks it (no step needed)",)
+        steps = (NO_STEP,)
     return SpaceVerdict(
         rule.id, Outcome.COUNTEREXAMPLE, engine, model.space, reason,
         steps=steps, order=order, provenance=rule.provenance, covered=covered,

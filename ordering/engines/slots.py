@@ -89,6 +89,9 @@ class SpaceModel:
     added: str = ""
     """The owner (``cpu4``) of the vCPU the space hot-plugs beyond the VM's own, if any: not in
     QEMU's default order, one hot-plug step in a counterexample that uses it."""
+    machine: str = ""
+    """The machine type this model starts the VM on when it is not the one the VM as given
+    resolves to (an older one it may have been created on): a counterexample names it."""
 
     def intervals(self) -> tuple[list[int], list[int]]:
         """Entry and exit times of a depth-first walk of the stage forests (ancestor tests)."""
@@ -130,7 +133,10 @@ def space_models(space: OrderSpace, rule: Rule) -> list[SpaceModel]:
     types = space.machine_types
     if space.vm is None or len(types) <= 1:
         return [space_model(space, rule)]
-    return [space_model(replace(space, vm=replace(space.vm, machine=t)), rule) for t in types]
+    return [
+        replace(space_model(replace(space, vm=replace(space.vm, machine=t)), rule), machine=t if i else "")
+        for i, t in enumerate(types)
+    ]
 
 
 def space_model(space: OrderSpace, rule: Rule) -> SpaceModel:
