@@ -23,13 +23,13 @@ and 11.1 binaries showed (tests/data/captured/*-usb, -scsi, -hda):
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from functools import cache
 from typing import NamedTuple
 
+from ordering.buses import Bus, check_speed, int_prop, port_list, ports, scsi_address
 from ordering.errors import ScenarioError
-from ordering.model.machine import BoardUsbBus, DeviceType, MachineLayout, UsbPortGroup, is_off
+from ordering.model.machine import BoardUsbBus, DeviceType, MachineLayout, is_off
 from ordering.model.vm import DeviceSpec
 
 
@@ -58,39 +58,6 @@ class PlacedDevice(NamedTuple):
     def kind(self) -> str:
         """The device type's kind."""
         return self.type.kind
-
-
-@dataclass
-class _Bus:
-    name: str
-    kind: str
-    path: str
-    owner: str
-    bridges: tuple[str, ...]
-    first_slot: int
-    used: set[int] = field(default_factory=set)
-    functions: set[tuple[int, int]] = field(default_factory=set)
-    """PCI: (slot, function) pairs taken (a function may be filled before function 0, as
-    libvirt places an EHCI at 04.7 before its UHCI companions at 04.0-04.2)."""
-    children: list[str] = field(default_factory=list)
-    """qdev ids of the devices on it, in plug order."""
-    free_ports: list[tuple[str, frozenset[str]]] = field(default_factory=list)
-    """USB: free ports in the order QEMU hands them out, with the speeds each accepts."""
-    port_speeds: dict[str, frozenset[str]] = field(default_factory=dict)
-    """USB: every port the bus has had, with the speeds it accepts."""
-    auto_hub: str = ""
-    scsi_targets: int = 0
-    scsi_luns: int = 0
-    scsi_used: dict[tuple[int, int], str] = field(default_factory=dict)
-    owner_driver: str = ""
-    """The device type that brought the bus (a bridge's type)."""
-    slot_drivers: dict[int, str] = field(default_factory=dict)
-    """PCI: slot → the device type in it, for QEMU's words about an occupied slot."""
-    hotpluggable: bool = True
-    """Whether device_add and device_del work on it (QEMU: "Bus 'X' does not support
-    hotplugging"): not q35's or virt's root complex, not an HDA or IDE bus, not a PCIe port
-    with hotplug=off."""
-    """SCSI: (target, lun) → the qdev id QEMU names in 'lun already used by'."""
 
 
 _CHILD_BUS = {
@@ -145,8 +112,8 @@ class Placer:
     ) -> None:
         root_used = {parse_addr(s, machine.file or machine.name)[0] for s in machine.reserved_slots}
         self._root = machine.default_bus
-        self._buses: dict[str, _Bus] = {
-            machine.default_bus: _Bus(
+        self._buses: dict[str, Bus] = {
+            machine.default_bus: Bus(
                 machine.default_bus, machine.root_bus_kind, "0000:00", "", (), 0, root_used
             )
         }
@@ -157,7 +124,7 @@ class Placer:
         self._idless: dict[str, int] = {}
         """Child-bus kind → id-less buses of it so far (their ``.N``)."""
         for n in range(machine.ide_buses):  # the board's own IDE/AHCI controller
-            self._buses[f"ide.{n}"] = _Bus(f"ide.{n}", "ide", "", "machine", (), 0, hotpluggable=False)
+            self._buses[f"ide.{n}"] = Bus(f"ide.{n}", "ide", "", "machine", (), 0, hotpluggable=False)
         if machine.ide_buses:
             self._idless["ide"] = machine.ide_buses
         self.hotplug_needs_free_port_slot0 = False
@@ -175,9 +142,9 @@ class Placer:
 
     def add_board_usb_bus(self, board: BoardUsbBus) -> None:
         """A USB bus of the board's own controller (``-machine usb=on``)."""
-        bus = _Bus(board.name, "usb", board.path, "machine", (), 0)
+        bus = Bus(board.name, "usb", board.path, "machine", (), 0)
         bus.auto_hub = board.auto_hub
-        bus.free_ports = _port_list(board.ports, [g.count for g in board.ports], "")
+        bus.free_ports = port_list(board.ports, [g.count for g in board.ports], "")
         bus.port_speeds.update(bus.free_ports)
         self._buses[board.name] = bus
         self._idless["usb"] = self._idless.get("usb", 0) + 1
@@ -293,7 +260,7 @@ class Placer:
                 raise ScenarioError(spec.origin, f"-device {spec.driver}: a bridge needs a PCI bus")
             name = spec.id or f"{spec.driver}.{len(self._buses)}"
             first = 0 if dtype.provides_bus == "pcie-port" else dtype.first_slot
-            self._buses[name] = _Bus(
+            self._buses[name] = Bus(
                 name, dtype.provides_bus, path, qdev_id, (*bridges, qdev_id), first, set(),
                 owner_driver=dtype.name,
                 # a PCIe port's hotplug=off (pcie_cap_slot_init) takes hotplug away from its slot
@@ -320,7 +287,7 @@ class Placer:
         self._buses = {k: b for k, b in self._buses.items() if b.owner != qdev_id}
         self._provided.pop(qdev_id, None)
 
-    def _pci_bus(self, spec: DeviceSpec) -> _Bus:
+    def _pci_bus(self, spec: DeviceSpec) -> Bus:
         name = spec.bus or next(iter(self._buses))
         bus = self._buses.get(name)
         if bus is None:
@@ -340,7 +307,7 @@ class Placer:
             )
         return f"virtio-mmio@{self._mmio_free.pop(0):016x}"
 
-    def _free_slot(self, bus: _Bus, spec: DeviceSpec) -> int:
+    def _free_slot(self, bus: Bus, spec: DeviceSpec) -> int:
         # captured: a second and third device on one root port go to 01.0 and 02.0
         for slot in range(bus.first_slot, 32):
             if slot not in bus.used:
@@ -362,11 +329,11 @@ class Placer:
                 n = self._idless.get(kind, 0)
                 self._idless[kind] = n + 1
                 name = f"{_CHILD_BUS[kind][1]}.{n}"
-            bus = _Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0, hotpluggable=kind not in _NO_HOTPLUG)
+            bus = Bus(name, kind, path, qdev_id, (*bridges, qdev_id), 0, hotpluggable=kind not in _NO_HOTPLUG)
             bus.auto_hub = dtype.auto_hub
             bus.scsi_targets, bus.scsi_luns = dtype.scsi_targets, dtype.scsi_luns
             if kind == "usb":
-                bus.free_ports = _ports(dtype, spec, "")
+                bus.free_ports = ports(dtype, spec, "")
                 bus.port_speeds.update(bus.free_ports)
             self._buses[name] = bus
             self._provided.setdefault(qdev_id, []).append(name)
@@ -381,7 +348,7 @@ class Placer:
             raise ScenarioError(
                 spec.origin, f"-device {spec.driver}: QEMU refuses it: \"USB bus '{spec.props['masterbus']}' not found\""
             )
-        first = _int_prop(spec, "firstport") or 0
+        first = int_prop(spec, "firstport") or 0
         count = max((g.count for g in dtype.usb_ports), default=0)
         extra = frozenset(sp for g in dtype.usb_ports for sp in g.speeds)
         for n in range(first + 1, first + count + 1):
@@ -401,7 +368,7 @@ class Placer:
         """Whether the board's root bus takes hot-plugs (pc's with ACPI; not q35's or virt's)."""
         self._buses[self._root].hotpluggable = hotpluggable
 
-    def _child_bus(self, spec: DeviceSpec, dtype: DeviceType) -> _Bus:
+    def _child_bus(self, spec: DeviceSpec, dtype: DeviceType) -> Bus:
         qtype = _CHILD_BUS[dtype.bus][0]
         if spec.bus:
             bus = self._buses.get(spec.bus)
@@ -422,7 +389,7 @@ class Placer:
             )
         return found
 
-    def _find(self, name: str, kind: str) -> _Bus | None:
+    def _find(self, name: str, kind: str) -> Bus | None:
         """The first bus of ``kind`` walking down from bus ``name``, newest device first."""
         bus = self._buses[name]
         if bus.kind == kind:
@@ -435,17 +402,17 @@ class Placer:
                         return found
         return None
 
-    def _child_address(self, bus: _Bus, spec: DeviceSpec, dtype: DeviceType) -> tuple[str, str]:
+    def _child_address(self, bus: Bus, spec: DeviceSpec, dtype: DeviceType) -> tuple[str, str]:
         """(address, qdev path) of a device on a child bus."""
         if bus.kind == "usb":
             port = self._usb_port(bus, spec, dtype)
             return port, f"{bus.path}/{port}"
         if bus.kind == "scsi":
-            addr = _scsi_address(bus, spec, spec.id or "(null)")
+            addr = scsi_address(bus, spec, spec.id or "(null)")
             return addr, f"{bus.path}/{addr}"
         return "", ""
 
-    def _usb_port(self, bus: _Bus, spec: DeviceSpec, dtype: DeviceType) -> str:
+    def _usb_port(self, bus: Bus, spec: DeviceSpec, dtype: DeviceType) -> str:
         wanted = spec.props.get("port", "")
         if wanted:
             index = next((i for i, (p, _) in enumerate(bus.free_ports) if p == wanted), None)
@@ -466,11 +433,11 @@ class Placer:
                 self._auto_hub(bus, spec)
             index = 0
         port, speeds = bus.free_ports[index]
-        _check_speed(bus, spec, dtype, port, speeds)
+        check_speed(bus, spec, dtype, port, speeds)
         del bus.free_ports[index]
         return port
 
-    def _auto_hub(self, bus: _Bus, spec: DeviceSpec) -> None:
+    def _auto_hub(self, bus: Bus, spec: DeviceSpec) -> None:
         hub_type = self._devices.get(bus.auto_hub)
         if hub_type is None:
             raise ScenarioError(spec.origin, f"auto_hub {bus.auto_hub!r} of bus {bus.name} is not in devices.toml")
@@ -480,10 +447,10 @@ class Placer:
         hub_spec = DeviceSpec(bus.auto_hub, bus=bus.name, props={"port": port}, origin=spec.origin)
         self.auto_plugged.append(self.place(hub_spec, hub_type, hotplugged=False))
 
-    def _add_ports(self, bus: _Bus, dtype: DeviceType, spec: DeviceSpec, port: str) -> None:
-        ports = _ports(dtype, spec, f"{port}.")
-        bus.free_ports.extend(ports)
-        bus.port_speeds.update(ports)
+    def _add_ports(self, bus: Bus, dtype: DeviceType, spec: DeviceSpec, port: str) -> None:
+        added = ports(dtype, spec, f"{port}.")
+        bus.free_ports.extend(added)
+        bus.port_speeds.update(added)
 
 
 def _expander_path(spec: DeviceSpec, dtype: DeviceType, path: str) -> str:
@@ -492,83 +459,9 @@ def _expander_path(spec: DeviceSpec, dtype: DeviceType, path: str) -> str:
     path is its number, and the walk up still counts the expander's slot), and for a legacy
     ``pxb`` the internal pci-bridge at slot 0 (captured on 7.2, 10.0, 11.1:
     ``0000:64:02.0:00.0/pci_bridge``, ``0000:64:01.0:00.0/pcie-root-port``)."""
-    number = _int_prop(spec, "bus_nr") or 0
+    number = int_prop(spec, "bus_nr") or 0
     if not 0 < number < 256:
         raise ScenarioError(spec.origin, f"-device {spec.driver}: bus_nr={number}: expected 1..255")
     domain, _, rest = path.partition(":")
     bus_path = f"{domain}:{number:02x}{rest[2:]}"
     return f"{bus_path}:00.0" if dtype.expander == "pci" else bus_path
-
-
-def _ports(dtype: DeviceType, spec: DeviceSpec, prefix: str) -> list[tuple[str, frozenset[str]]]:
-    """The ports ``dtype`` brings, ``prefix`` + 1, 2, ... each with the speeds it accepts."""
-    counts = []
-    for g in dtype.usb_ports:
-        value = spec.props.get(g.prop, "") if g.prop else ""
-        try:
-            counts.append(int(value, 0) if value else g.count)
-        except ValueError:
-            raise ScenarioError(spec.origin, f"-device {spec.driver}: {g.prop}={value!r}: expected a number") from None
-    return _port_list(dtype.usb_ports, counts, prefix)
-
-
-def _port_list(groups: Sequence[UsbPortGroup], counts: Sequence[int], prefix: str) -> list[tuple[str, frozenset[str]]]:
-    """Ports ``prefix`` + 1, 2, ... up to the largest count, each with the speeds of the groups
-    that reach it."""
-    return [
-        (f"{prefix}{i}", frozenset(s for g, n in zip(groups, counts, strict=True) if i <= n for s in g.speeds))
-        for i in range(1, max(counts, default=0) + 1)
-    ]
-
-
-def _check_speed(bus: _Bus, spec: DeviceSpec, dtype: DeviceType, port: str, speeds: frozenset[str]) -> None:
-    if dtype.usb_speeds and not speeds & set(dtype.usb_speeds):
-        raise ScenarioError(
-            spec.origin,
-            f"-device {spec.driver}: QEMU refuses it: 'speed mismatch trying to attach usb device "
-            f"... ({'+'.join(dtype.usb_speeds)} speed) to bus \"{bus.name}\", port \"{port}\" "
-            f"({'+'.join(sorted(speeds, key=_SPEEDS.index))} speed)'",
-        )
-
-
-_SPEEDS = ("low", "full", "high", "super")
-
-
-def _int_prop(spec: DeviceSpec, key: str) -> int | None:
-    value = spec.props.get(key, "")
-    if not value:
-        return None
-    try:
-        return int(value, 0)
-    except ValueError:
-        raise ScenarioError(spec.origin, f"-device {spec.driver}: {key}={value!r}: expected a number") from None
-
-
-def _scsi_address(bus: _Bus, spec: DeviceSpec, name: str) -> str:
-    """``channel:target:lun`` as QEMU assigns it (messages are QEMU's words)."""
-    channel = _int_prop(spec, "channel") or 0
-    target = _int_prop(spec, "scsi-id")
-    lun = _int_prop(spec, "lun")
-
-    def refuse(words: str) -> ScenarioError:
-        return ScenarioError(spec.origin, f"-device {spec.driver}: QEMU refuses it: '{words}'")
-
-    if channel != 0:
-        raise refuse(f"bad scsi channel id: {channel}")
-    if target is not None and not 0 <= target < bus.scsi_targets:
-        raise refuse(f"bad scsi device id: {target}")
-    if lun is not None and not 0 <= lun < bus.scsi_luns:
-        raise refuse(f"bad scsi device lun: {lun}")
-    if target is None:
-        lun = lun or 0
-        target = next((t for t in range(bus.scsi_targets) if (t, lun) not in bus.scsi_used), None)
-        if target is None:
-            raise refuse("no free target")
-    elif lun is None:
-        lun = next((n for n in range(bus.scsi_luns) if (target, n) not in bus.scsi_used), None)
-        if lun is None:
-            raise refuse("no free lun")
-    elif (target, lun) in bus.scsi_used:
-        raise refuse(f"lun already used by '{bus.scsi_used[(target, lun)]}'")
-    bus.scsi_used[(target, lun)] = name
-    return f"{channel}:{target}:{lun}"
