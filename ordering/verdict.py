@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -150,49 +149,7 @@ def placements(order: LoadOrder) -> dict[int, Placement]:
     return out
 
 
-@dataclass(frozen=True)
-class _Firsts:
-    """The firsts of an instance, indexed once however many instances share them."""
-
-    worst: Placement
-    positions: tuple[int, ...]
-    """Sorted load positions."""
-
-    @classmethod
-    def of(cls, firsts: Sequence[Placement]) -> _Firsts:
-        return cls(max(firsts, key=lambda p: p.position), tuple(sorted(p.position for p in firsts)))
-
-
 _VIOLATED, _TIE_FRAGILE, _GUARANTEED = Verdict.VIOLATED, Verdict.TIE_FRAGILE, Verdict.GUARANTEED
-
-
-def _judge(group: _Firsts, then: Placement) -> tuple[Verdict, str, int]:
-    # Judge by where each section really loads: for a derived order that is QEMU's sort
-    # (phase, priority, registration); for an observed stream it is what the stream shows.
-    worst = group.worst
-    late = worst.position > then.position
-    violating = len(group.positions) - bisect_right(group.positions, then.position) if late else 0
-    f, t = worst.section, then.section
-    if worst.phase != then.phase:
-        by = "phase"
-        model_says_late = worst.phase.rank > then.phase.rank
-    elif f.priority.value != t.priority.value:
-        by = "priority"
-        model_says_late = f.priority.value < t.priority.value
-    else:
-        by = "registration"
-        model_says_late = f.section_id > t.section_id
-    if late != model_says_late:
-        # An observed order that QEMU's sort would not produce (an older source, a
-        # rewritten stream): the position in the stream is the evidence.
-        by = "observed order"
-    if late:
-        verdict = _VIOLATED
-    elif by == "registration":
-        verdict = _TIE_FRAGILE
-    else:
-        verdict = _GUARANTEED
-    return verdict, by, violating
 
 
 CONFIG_LOAD_SIDES = frozenset({"vfio", "dma-pci", "msi-pci"})
@@ -313,8 +270,8 @@ def judge(
             then = where_get(then_section.section_id)
             if then is None or group is None:
                 continue
-            # _judge, inlined (170k instances in a 100k-section VM); the group's worst first
-            # decides: by phase, else priority, else registration order.
+            # The group's worst first decides (inline: 170k instances in a 100k-section VM): by
+            # phase, else priority, else registration order.
             worst, position, phase, priority, section_id, positions = group
             late = position > then[2]
             if phase != then[1]:
@@ -350,9 +307,8 @@ def _group(
     placed = [where[s.section_id] for s in firsts if s.section_id in where]
     if not placed:
         return None
-    group = _Firsts.of(placed)
-    w = group.worst
-    return w, w.position, w.phase, w.section.priority.value, w.section.section_id, group.positions
+    w = max(placed, key=lambda p: p.position)
+    return w, w.position, w.phase, w.section.priority.value, w.section.section_id, tuple(sorted(p.position for p in placed))
 
 
 def worst(verdicts: Iterable[RuleVerdict]) -> Verdict:
