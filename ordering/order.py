@@ -146,37 +146,15 @@ class _Registry:
         )
 
     def add_devices(self, devices: Iterable[PlacedDevice], hotplugged: bool) -> None:
-        """Every entry of each placed device, in its type's order.
-
-        :meth:`add_planned`'s loop, inlined for the hot path of a 100k-section VM (a call per
-        device costs a fifth of registration).
-        """
-        plans_of, top, append, new = self._device_plans, self.top, self.sections.append, tuple.__new__
-        next_id = self.next_id
-        for d in devices:
-            plans = plans_of.get(id(d.type))
-            if plans is None:
-                plans = plans_of[id(d.type)] = self._device_type_plans(d.type)
-            owner, path = d.qdev_id, d.path
-            for _, when, once, idstr, vmsd, iterable, full, sent, priority, early_setup, kind, instance, needs_path in plans:
-                if (when or once) and not self._admits(when, once, idstr, vmsd, d.spec.props or None):
-                    continue
-                if needs_path:
-                    idstr = self._with_path(idstr, owner, path)
-                highest = top.get(idstr, -1)
-                if instance is None:
-                    instance = highest + 1  # calculate_new_instance_id: the highest in use, plus one
-                if instance > highest:
-                    top[idstr] = instance
-                append(
-                    new(
-                        Section,
-                        (next_id, idstr, instance, vmsd, priority, kind, owner,
-                         iterable, full, sent, early_setup, hotplugged),
-                    )
-                )
-                next_id += 1
-        self.next_id = next_id
+        """Every entry of each placed device, in its type's order (a device is no vCPU)."""
+        plans_of = self._device_plans
+        self.add_planned(
+            (
+                (plans_of.get(id(d.type)) or self._device_type_plans(d.type), d.qdev_id, d.path, d.spec.props, 0, 0)
+                for d in devices
+            ),
+            hotplugged,
+        )
 
     def _admits(self, when: str, once: bool, idstr: str, vmsd: str, options: Mapping[str, str] | None) -> bool:
         """Whether a template with a ``when`` or ``once`` registers here (``once``: marked taken)."""
@@ -198,14 +176,10 @@ class _Registry:
         return idstr.replace("{path}", path)
 
     def _device_type_plans(self, dtype: DeviceType) -> tuple[_Plan, ...]:
-        """The plans of a device type's templates that are in the release (a device is no vCPU:
-        its ``cpu-index`` or ``apic-id`` instance is 0)."""
-        compiled = [self._plan(t, dtype.kind) for t in dtype.registers]
-        return tuple(
-            p if p.instance is not None or p.template.instance == "auto" else p._replace(instance=0)
-            for p in compiled
-            if p is not None
-        )
+        """The plans of a device type's templates that are in the release, kept per type."""
+        plans = tuple(p for p in (self._plan(t, dtype.kind) for t in dtype.registers) if p is not None)
+        self._device_plans[id(dtype)] = plans
+        return plans
 
     def add_planned(
         self,
@@ -213,7 +187,8 @@ class _Registry:
         hotplugged: bool,
     ) -> None:
         """Each owner's entries (its plans, name, qdev path, options, vCPU index and APIC id),
-        each taking the next section_id; a Section is built as the tuple it is."""
+        each taking the next section_id: the hot loop of a 100k-section VM, where a Section is
+        built as the tuple it is (its fields in order)."""
         top, append, new = self.top, self.sections.append, tuple.__new__
         next_id = self.next_id
         for plans, owner, path, options, cpu_index, apic_id in owners:
@@ -223,7 +198,7 @@ class _Registry:
                 if needs_path:
                     idstr = self._with_path(idstr, owner, path)
                 highest = top.get(idstr, -1)
-                if instance is None:
+                if instance is None:  # calculate_new_instance_id: the highest in use, plus one
                     source = t.instance
                     instance = highest + 1 if source == "auto" else cpu_index if source == "cpu-index" else apic_id
                 if instance > highest:
