@@ -127,7 +127,8 @@ def test_scan_lints_and_writes_a_loadable_release(tmp_path: Path, capsys: pytest
     assert code == 1  # the fixture puts a priority on a nested VMSD
     assert "cannot take effect" in text
     assert "hw/virtio/virtio-mem.c:" in text
-    from ordering.sources.models import bundled_models_dir, read_devices, read_kinds, read_release
+    from ordering.sources.device_models import read_devices
+    from ordering.sources.models import bundled_models_dir, read_kinds, read_release
 
     models = bundled_models_dir()
     kinds = read_kinds(models / "kinds.toml")
